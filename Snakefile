@@ -1,0 +1,25 @@
+"""NNIP scaling-law study: extract -> train -> kappa -> frontier -> fit -> report.
+
+    snakemake --cores all                        # the default study (results/table1.csv, fig1)
+    snakemake --cores all results/table1.csv     # one target by file name
+    snakemake --profile slurm results/table1.csv # on a SLURM cluster
+"""
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/kappa.smk"
+include: "workflow/rules/frontier.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{RESULTS}/table1.csv",
+        f"{RESULTS}/figures/fig1.pdf",

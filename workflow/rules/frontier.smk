@@ -1,0 +1,15 @@
+rule frontier:
+    input:
+        curves=arch_curves,
+        metas=arch_metas,
+        kappa=f"{RESULTS}/kappa/{{arch}}.csv",
+    output:
+        flops=f"{RESULTS}/frontier/{{arch}}_flops.csv",
+        hours=f"{RESULTS}/frontier/{{arch}}_hours.csv",
+        curves=f"{RESULTS}/frontier/{{arch}}_curves.csv",
+    log:
+        f"{RESULTS}/logs/frontier/{{arch}}.log",
+    params:
+        fit=config["fit"],
+    script:
+        "../scripts/frontier.py"
