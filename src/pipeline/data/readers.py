@@ -1,0 +1,197 @@
+"""Readers of the raw sources: the embedded demo file, extxyz files and OMol25 shards.
+
+Every reader yields, one record at a time, either a :class:`Record` or an
+:class:`Unreadable` (a record that exists but cannot be decoded; it is counted and
+skipped by the extractor). Errors that concern a whole file (missing, empty, not a
+database) raise :class:`SourceError` naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+class SourceError(RuntimeError):
+    """A source file or folder cannot be read at all (the job stops)."""
+
+
+@dataclass
+class Record:
+    """One molecule as read from a source.
+
+    Attributes
+    ----------
+    numbers : int array [n]
+        Atomic numbers.
+    positions : float array [n, 3]
+        Cartesian positions, Angstrom.
+    energy : float or None
+        Total energy, eV (None when the record has none).
+    forces : float array [n, 3] or None
+        Forces, eV/Angstrom (None when the record has none).
+    charge : int or None
+        Net charge in e (None when the source does not say).
+    spin : int or None
+        Spin multiplicity 2S+1 (None when the source does not say).
+    group : str
+        Key of the group the record belongs to (all conformers of one molecule
+        share it); validation is split by group.
+    label : str
+        ``file:record`` for messages.
+    """
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    energy: float | None
+    forces: np.ndarray | None
+    charge: int | None
+    spin: int | None
+    group: str
+    label: str
+
+
+@dataclass
+class Unreadable:
+    """A record that exists but cannot be decoded."""
+
+    label: str
+    error: str
+
+
+def _as_int(value) -> int | None:
+    if value is None:
+        return None
+    return int(np.asarray(value).item())
+
+
+def iter_demo(path: str | os.PathLike) -> Iterator[Record]:
+    """Records of the embedded demo HDF5 file (see :mod:`pipeline.data.demo`)."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: demo dataset file does not exist")
+    with h5py.File(path, "r") as f:
+        numbers = f["atomic_numbers"][:]
+        positions = f["positions"][:]
+        forces = f["forces"][:]
+        energy = f["energy"][:]
+        ptr = f["ptr"][:]
+        charge = f["charge"][:]
+        spin = f["spin"][:]
+        group = f["group"][:]
+    for i in range(len(energy)):
+        a, b = ptr[i], ptr[i + 1]
+        yield Record(
+            numbers=numbers[a:b],
+            positions=positions[a:b],
+            energy=float(energy[i]),
+            forces=forces[a:b],
+            charge=int(charge[i]),
+            spin=int(spin[i]),
+            group=f"demo:{int(group[i])}",
+            label=f"{path.name}:{i}",
+        )
+
+
+def iter_extxyz(path: str | os.PathLike) -> Iterator[Record]:
+    """Records of an extended-XYZ file, read frame by frame with ``ase.io.iread``.
+
+    Energy and forces come from the frame's calculator results (``energy``/``forces``
+    columns); charge and spin from ``atoms.info['charge']`` and ``['spin']`` (spin
+    multiplicity) when present. A parse error stops reading: it raises
+    :class:`SourceError` naming the file and the frame.
+    """
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: extxyz file does not exist")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: extxyz file is empty")
+    frames = ase.io.iread(str(path), index=":", format="extxyz")
+    i = 0
+    while True:
+        try:
+            atoms = next(frames)
+        except StopIteration:
+            return
+        except (ValueError, IndexError, KeyError) as err:
+            raise SourceError(f"{path}: cannot parse frame {i}: {err}") from err
+        results = atoms.calc.results if atoms.calc is not None else {}
+        energy = results.get("energy", atoms.info.get("energy"))
+        forces = results.get("forces", atoms.arrays.get("forces"))
+        yield Record(
+            numbers=atoms.numbers,
+            positions=atoms.positions,
+            energy=None if energy is None else float(energy),
+            forces=None if forces is None else np.asarray(forces, dtype=np.float64),
+            charge=_as_int(atoms.info.get("charge")),
+            spin=_as_int(atoms.info.get("spin")),
+            group=f"{path.name}:{i}",
+            label=f"{path}:frame {i}",
+        )
+        i += 1
+
+
+def iter_aselmdb(path: str | os.PathLike) -> Iterator[Record | Unreadable]:
+    """Records of one OMol25 ``*.aselmdb`` shard (ASE-DB on LMDB).
+
+    Opened as fairchem does (``readonly=True, use_lock_file=False``) and read through
+    ``db.ids`` one row at a time, so that a corrupt record is reported as
+    :class:`Unreadable` and the rows after it are still read (``select()`` would stop
+    at the first one). Charge and spin multiplicity come from the row's data dict.
+
+    Raises
+    ------
+    SourceError
+        The file does not exist, is empty, or is not an LMDB database.
+    """
+    import ase.db
+    import lmdb
+
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: shard does not exist")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: shard is an empty file (0 bytes), not an LMDB database")
+    try:
+        db = ase.db.connect(str(path), type="aselmdb", readonly=True, use_lock_file=False)
+        ids = list(db.ids)
+    except lmdb.Error as err:
+        raise SourceError(
+            f"{path}: not a readable LMDB database ({type(err).__name__}: {err})"
+        ) from err
+    for idx in ids:
+        label = f"{path.name}:id {idx}"
+        try:
+            row = db._get_row(idx)  # what db.get(id=idx) does, without a query
+            numbers = np.asarray(row.numbers)
+            positions = np.asarray(row.positions, dtype=np.float64)
+            energy = row.get("energy")
+            forces = row.get("forces")
+            data = row.get("data") or {}
+        except (lmdb.Error, zlib.error, ValueError, KeyError, TypeError, OSError) as err:
+            # zlib.error: corrupt compressed record; ValueError includes JSON decode errors.
+            yield Unreadable(label, f"{type(err).__name__}: {err}")
+            continue
+        yield Record(
+            numbers=numbers,
+            positions=positions,
+            energy=None if energy is None else float(energy),
+            forces=None if forces is None else np.asarray(forces, dtype=np.float64),
+            charge=_as_int(data.get("charge")),
+            spin=_as_int(data.get("spin")),
+            group=label,
+            label=label,
+        )
+    db.close()
