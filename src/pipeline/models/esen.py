@@ -1,0 +1,443 @@
+"""eSEN: equivariant Smooth Energy Network with SO(2) convolutions (paper appendix C.4).
+
+Node features are real spherical-harmonic irreps ``h_u = (+)_{l<=lmax} h_{u,l}``
+with ``C`` channels per degree (eq. 13), stored as ``[A, (lmax+1)**2, C]``, so the
+embedding width is ``w = C (lmax+1)**2``. A message ``u -> v`` rotates the
+features of both ends into the frame where ``r_uv`` points along +y (Wigner-D of
+``R_uv``), applies the SO(2) convolution of eq. (20)-(22) for ``|m| <= mmax``
+with inputs modulated by a radial function of ``|r_uv|`` and the two atoms'
+species, a gated nonlinearity and a second SO(2) linear map, and rotates back
+with ``D^T`` (eq. 15). Messages are smoothly enveloped at the cutoff and averaged
+over the neighbours of ``v`` (eq. 8). Each of the ``num_layers`` blocks is
+``x + edgewise(norm(x))`` then ``x + atomwise(norm(x))``; energy is a linear
+read-out of the ``l = 0`` features summed over atoms and the direct forces a
+linear read-out of the ``l = 1`` features.
+
+The layer structure and sizes are those of the eSEN/UMA backbone of Fu et al.
+(2025) and Wood et al. (2025) as used by the paper, rebuilt here from the
+equations; the parameter count reproduces Table 5 (see ``docs/ladders_esen.yaml``
+and :meth:`ESEN.param_count_formula`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Literal
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from pipeline.models.so3 import (
+    EdgeGate,
+    EquivariantRMSNorm,
+    SO2Convolution,
+    WignerFromPoints,
+    edge_frames,
+    m_major_index,
+    safe_norm,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class _GaussianBasis(nn.Module):
+    """Gaussians of ``|r|`` centred on ``linspace(0, cutoff, n)``, width 2 spacings."""
+
+    def __init__(self, cutoff: float, num: int):
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(0.0, cutoff, num))
+        spacing = cutoff / max(num - 1, 1)
+        self.coeff = -0.5 / (2.0 * spacing) ** 2
+
+    def forward(self, dist: torch.Tensor) -> torch.Tensor:
+        """``dist`` [E] (Angstrom) -> [E, num]."""
+        return torch.exp(self.coeff * (dist[:, None] - self.centres) ** 2)
+
+
+def _polynomial_envelope(d_scaled: torch.Tensor, p: int = 5) -> torch.Tensor:
+    """Smooth cutoff ``1 - (p+1)(p+2)/2 d^p + p(p+2) d^(p+1) - p(p+1)/2 d^(p+2)``, 0 for d >= 1."""
+    d = d_scaled.clamp(max=1.0)
+    env = (
+        1.0
+        - (p + 1) * (p + 2) / 2 * d**p
+        + p * (p + 2) * d ** (p + 1)
+        - p * (p + 1) / 2 * d ** (p + 2)
+    )
+    return torch.where(d_scaled < 1.0, env, torch.zeros_like(env))
+
+
+class _RadialMLP(nn.Module):
+    """Linear -> LayerNorm -> SiLU for each hidden size, then a final Linear."""
+
+    def __init__(self, sizes: list[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(1, len(sizes)):
+            layers.append(nn.Linear(sizes[i - 1], sizes[i]))
+            if i < len(sizes) - 1:
+                layers += [nn.LayerNorm(sizes[i]), nn.SiLU()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class _GateFeedForward(nn.Module):
+    """Atom-wise feed-forward ``C -> H -> H -> C`` on spherical features, exactly equivariant.
+
+    The three channel maps have no bias and are shared by every (l, m)
+    coefficient, as the S2-grid MLP of eSEN is; between them a gated
+    nonlinearity (SiLU on ``l = 0``, ``l > 0`` scaled by the sigmoid of the same
+    channel's ``l = 0`` value) replaces the pointwise nonlinearity on the sphere,
+    which a finite grid makes equivariant only approximately.
+    """
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.lin1 = nn.Linear(channels, hidden, bias=False)
+        self.lin2 = nn.Linear(hidden, hidden, bias=False)
+        self.lin3 = nn.Linear(hidden, channels, bias=False)
+
+    @staticmethod
+    def _gate(h: torch.Tensor) -> torch.Tensor:
+        s = h[:, :1]
+        return torch.cat((nn.functional.silu(s), h[:, 1:] * torch.sigmoid(s)), dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [A, S, C] -> [A, S, C]."""
+        return self.lin3(self._gate(self.lin2(self._gate(self.lin1(x)))))
+
+
+class _GridFeedForward(nn.Module):
+    """eSEN's atom-wise MLP ``C -> H -> H -> C`` (SiLU) applied pointwise on an S2 grid.
+
+    Features are evaluated on a Gauss-Legendre (polar, about y) x uniform
+    (azimuth) grid, passed through the MLP and projected back by quadrature.
+    Equivariant only up to the quadrature (aliasing) error of the grid.
+    """
+
+    def __init__(self, channels: int, hidden: int, lmax: int, resolution: int | None):
+        super().__init__()
+        n_polar = 2 * (lmax + 1) if resolution is None else resolution
+        n_azim = 2 * n_polar
+        nodes, weights = _gauss_legendre(n_polar)
+        phi = torch.arange(n_azim, dtype=torch.float64) * (2 * math.pi / n_azim)
+        cos_t = nodes[:, None].expand(n_polar, n_azim)
+        sin_t = torch.sqrt(1 - cos_t**2)
+        points = torch.stack(
+            (sin_t * torch.cos(phi), cos_t, sin_t * torch.sin(phi)), dim=-1
+        ).reshape(-1, 3)
+        w = (weights[:, None] * (2 * math.pi / n_azim)).expand(n_polar, n_azim).reshape(-1)
+        y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False)  # [G, S]
+        # float64 masters (component normalisation: mean over the sphere of Y_i Y_j = delta_ij),
+        # cast copies cached per (dtype, device) so that float32 round trips lose nothing
+        self._masters = {"to_grid": y, "from_grid": (y * w[:, None] / (4 * math.pi)).T.contiguous()}
+        self._cache: dict = {}
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden, bias=False),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden, bias=False),
+            nn.SiLU(),
+            nn.Linear(hidden, channels, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [A, S, C] -> [A, S, C]."""
+        grid = torch.einsum("gs,asc->agc", self._const("to_grid", x), x)
+        return torch.einsum("sg,agc->asc", self._const("from_grid", x), self.mlp(grid))
+
+    def _const(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        key = (name, like.dtype, like.device)
+        if key not in self._cache:
+            self._cache[key] = self._masters[name].to(dtype=like.dtype, device=like.device)
+        return self._cache[key]
+
+
+def _gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Legendre nodes and weights on [-1, 1] (float64)."""
+    import numpy as np
+
+    nodes, weights = np.polynomial.legendre.leggauss(n)
+    return torch.from_numpy(nodes), torch.from_numpy(weights)
+
+
+class _Block(nn.Module):
+    """One eSEN layer: edge-wise SO(2) message passing and an atom-wise feed-forward."""
+
+    def __init__(
+        self,
+        channels: int,
+        hidden: int,
+        lmax: int,
+        mmax: int,
+        edge_sizes: list[int],
+        ffn: str,
+        grid_resolution: int | None,
+    ):
+        super().__init__()
+        self.norm_1 = EquivariantRMSNorm(lmax, channels)
+        # source and target features side by side: 2C input channels (eq. 15 on [h_u, h_v])
+        self.conv_1 = SO2Convolution(
+            2 * channels, hidden, lmax, mmax, extra_m0_channels=lmax * hidden
+        )
+        self.radial = _RadialMLP(edge_sizes + [self.conv_1.radial_size])
+        self.gate = EdgeGate(lmax, mmax)
+        self.conv_2 = SO2Convolution(hidden, channels, lmax, mmax)
+        self.norm_2 = EquivariantRMSNorm(lmax, channels)
+        if ffn == "gate":
+            self.atom_wise: nn.Module = _GateFeedForward(channels, hidden)
+        else:
+            self.atom_wise = _GridFeedForward(channels, hidden, lmax, grid_resolution)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        edge_feat: torch.Tensor,
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        wigner: torch.Tensor,
+        wigner_back: torch.Tensor,
+        agg_weight: torch.Tensor,
+    ) -> torch.Tensor:
+        """``x`` [A, S, C] -> [A, S, C]; ``wigner`` [E, K, S]; ``wigner_back`` [E, S, K]
+        (transpose times envelope); ``agg_weight`` [A] (1/degree or constant)."""
+        h = self.norm_1(x)
+        pair = torch.cat((h.index_select(0, src), h.index_select(0, dst)), dim=2)  # [E, S, 2C]
+        msg = torch.bmm(wigner, pair)  # edge frame, m-major, [E, K, 2C]
+        msg, gates = self.conv_1(msg, self.radial(edge_feat))  # [E, K, H], [E, lmax*H]
+        msg = self.gate(gates, msg)
+        msg, _ = self.conv_2(msg)  # [E, K, C]
+        msg = torch.bmm(wigner_back, msg)  # back to the global frame, enveloped, [E, S, C]
+        agg = torch.zeros_like(x).index_add_(0, dst, msg)
+        x = x + agg * agg_weight[:, None, None]
+        return x + self.atom_wise(self.norm_2(x))
+
+
+class ESEN(nn.Module):
+    """eSEN interatomic potential with direct forces.
+
+    Parameters
+    ----------
+    channels : int
+        ``C``, channels per spherical-harmonic coefficient ("# Channels" of Table 5).
+    lmax : int
+        Largest degree of the node features (Table 5: 4; Fig. 4 also uses 2).
+    mmax : int
+        Largest order kept in the SO(2) convolutions (``<= lmax``; paper: 2).
+    hidden_channels : int
+        ``H``, channels inside the SO(2) messages and the atom-wise feed-forward
+        ("# Hidden Channels" of Table 5: 32).
+    num_layers : int
+        Number of blocks (paper: 12).
+    edge_channels : int, optional
+        Width of the radial MLPs and of the species embeddings fed to them.
+        Default ``channels`` (this is what makes Table 5 quadratic in C).
+    num_distance_basis : int
+        Number of Gaussians expanding ``|r_uv|`` (default 136, from Table 5).
+    cutoff : float
+        Radial cutoff in Angstrom (paper: 6.0); messages vanish smoothly there.
+    max_neighbors : int
+        Neighbours per atom the graph is built with (paper: 30); not used inside.
+    max_num_elements : int
+        Size of the atomic-number embeddings (Z < max_num_elements).
+    aggregation : {"mean", "sum"}
+        Mean over the neighbours of each atom (eq. 8) or a sum divided by
+        ``avg_num_neighbors``.
+    avg_num_neighbors : float
+        Normaliser of the "sum" aggregation.
+    ffn : {"gate", "grid"}
+        Atom-wise feed-forward: "gate" (exactly equivariant gated MLP, default)
+        or "grid" (eSEN's MLP on an S2 grid; equivariant up to aliasing). Same
+        parameters either way.
+    grid_resolution : int, optional
+        Polar points of the "grid" feed-forward (default ``2 (lmax+1)``).
+
+    Notes
+    -----
+    ``forward(atomic_numbers, positions, edge_index, batch, num_molecules)``
+    returns ``energy`` [M] and ``forces`` [A, 3] (normalised units); see
+    :mod:`pipeline.models`.
+    """
+
+    properties = {"characteristic": "equivariant", "tensor_order": ">=2", "body_order": 2}
+
+    def __init__(
+        self,
+        *,
+        channels: int = 4,
+        lmax: int = 4,
+        mmax: int = 2,
+        hidden_channels: int = 32,
+        num_layers: int = 12,
+        edge_channels: int | None = None,
+        num_distance_basis: int = 136,
+        cutoff: float = 6.0,
+        max_neighbors: int = 30,
+        max_num_elements: int = 100,
+        aggregation: Literal["mean", "sum"] = "mean",
+        avg_num_neighbors: float = 10.0,
+        ffn: Literal["gate", "grid"] = "gate",
+        grid_resolution: int | None = None,
+    ):
+        super().__init__()
+        for name, value in (
+            ("channels", channels),
+            ("hidden_channels", hidden_channels),
+            ("num_layers", num_layers),
+            ("num_distance_basis", num_distance_basis),
+            ("max_num_elements", max_num_elements),
+        ):
+            if value < 1:
+                raise ValueError(f"ESEN: {name} must be >= 1, got {value}")
+        if not 0 <= mmax <= lmax:
+            raise ValueError(f"ESEN: need 0 <= mmax <= lmax, got lmax={lmax}, mmax={mmax}")
+        if lmax < 1:
+            raise ValueError(f"ESEN: lmax must be >= 1 for l=1 forces, got {lmax}")
+        if aggregation not in ("mean", "sum"):
+            raise ValueError(f"ESEN: aggregation must be 'mean' or 'sum', got {aggregation!r}")
+        if ffn not in ("gate", "grid"):
+            raise ValueError(f"ESEN: ffn must be 'gate' or 'grid', got {ffn!r}")
+        if cutoff <= 0:
+            raise ValueError(f"ESEN: cutoff must be > 0 Angstrom, got {cutoff}")
+        self.channels = channels
+        self.lmax = lmax
+        self.mmax = mmax
+        self.hidden_channels = hidden_channels
+        self.num_layers = num_layers
+        self.edge_channels = channels if edge_channels is None else edge_channels
+        self.cutoff = float(cutoff)
+        self.max_neighbors = int(max_neighbors)
+        self.max_num_elements = max_num_elements
+        self.aggregation = aggregation
+        self.avg_num_neighbors = float(avg_num_neighbors)
+        self.width = channels * (lmax + 1) ** 2
+
+        rows = m_major_index(lmax, mmax)
+        self.wigner = WignerFromPoints(lmax, rows)
+        self.distance_basis = _GaussianBasis(self.cutoff, num_distance_basis)
+        self.atom_embedding = nn.Embedding(max_num_elements, channels)
+        self.source_embedding = nn.Embedding(max_num_elements, self.edge_channels)
+        self.target_embedding = nn.Embedding(max_num_elements, self.edge_channels)
+        for emb in (self.source_embedding, self.target_embedding):
+            nn.init.uniform_(emb.weight, -1e-3, 1e-3)
+        edge_sizes = [num_distance_basis + 2 * self.edge_channels] + [self.edge_channels] * 2
+        # initial features: a learned radial profile per degree on the m = 0 coefficients
+        self.degree_radial = _RadialMLP(edge_sizes + [(lmax + 1) * channels])
+        self.blocks = nn.ModuleList(
+            _Block(channels, hidden_channels, lmax, mmax, edge_sizes, ffn, grid_resolution)
+            for _ in range(num_layers)
+        )
+        self.norm = EquivariantRMSNorm(lmax, channels)
+        self.energy_head = nn.Linear(channels, 1)
+        self.force_head = nn.Linear(channels, 1, bias=False)  # on l = 1 only: no bias
+
+    def forward(
+        self,
+        atomic_numbers: torch.Tensor,
+        positions: torch.Tensor,
+        edge_index: torch.Tensor,
+        batch: torch.Tensor,
+        num_molecules: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Energies and direct forces.
+
+        Parameters
+        ----------
+        atomic_numbers : long [A]
+        positions : float [A, 3]
+            Angstrom.
+        edge_index : long [2, E]
+            Row 0 the neighbour u, row 1 the centre v; ``r_uv = x_u - x_v``.
+        batch : long [A]
+            Molecule of each atom.
+        num_molecules : int
+            M.
+
+        Returns
+        -------
+        energy : [M]
+            Referenced, normalised energy per molecule.
+        forces : [A, 3]
+            Direct forces (normalised units).
+        """
+        if atomic_numbers.numel() and int(atomic_numbers.max()) >= self.max_num_elements:
+            raise ValueError(
+                f"ESEN: atomic number {int(atomic_numbers.max())} >= max_num_elements "
+                f"{self.max_num_elements}"
+            )
+        src, dst = edge_index[0], edge_index[1]
+        num_atoms = positions.shape[0]
+        r_uv = positions.index_select(0, src) - positions.index_select(0, dst)  # [E, 3]
+        dist = safe_norm(r_uv)  # [E]
+        wigner = self.wigner(edge_frames(r_uv))  # [E, K, S]
+        envelope = _polynomial_envelope(dist / self.cutoff)  # [E]
+        wigner_back = wigner.transpose(1, 2) * envelope[:, None, None]  # [E, S, K]
+
+        if self.aggregation == "mean":
+            degree = torch.zeros(num_atoms, dtype=positions.dtype, device=positions.device)
+            degree.index_add_(0, dst, torch.ones_like(dist))
+            agg_weight = 1.0 / degree.clamp(min=1.0)  # [A]
+        else:
+            agg_weight = positions.new_full((num_atoms,), 1.0 / self.avg_num_neighbors)
+
+        edge_feat = torch.cat(
+            (
+                self.distance_basis(dist),
+                self.source_embedding(atomic_numbers.index_select(0, src)),
+                self.target_embedding(atomic_numbers.index_select(0, dst)),
+            ),
+            dim=1,
+        )  # [E, num_distance_basis + 2 edge_channels]
+
+        size = (self.lmax + 1) ** 2
+        x = positions.new_zeros(num_atoms, size, self.channels)  # [A, S, C]
+        x[:, 0, :] = self.atom_embedding(atomic_numbers)
+        # edge-degree embedding: radial profiles on the m = 0 rows, rotated to the global frame
+        m0 = self.degree_radial(edge_feat).view(-1, self.lmax + 1, self.channels)
+        init = torch.bmm(wigner_back[:, :, : self.lmax + 1], m0)  # [E, S, C]
+        x = x + torch.zeros_like(x).index_add_(0, dst, init) * agg_weight[:, None, None]
+
+        for block in self.blocks:
+            x = block(x, edge_feat, src, dst, wigner, wigner_back, agg_weight)
+        x = self.norm(x)
+
+        atom_energy = self.energy_head(x[:, 0, :]).squeeze(-1)  # [A]
+        energy = torch.zeros(num_molecules, dtype=x.dtype, device=x.device)
+        energy = energy.index_add(0, batch, atom_energy)
+        forces = self.force_head(x[:, 1:4, :]).squeeze(-1)  # l = 1 block is (x, y, z), [A, 3]
+        return energy, forces
+
+    @staticmethod
+    def param_count_formula(
+        channels: int,
+        lmax: int = 4,
+        mmax: int = 2,
+        hidden_channels: int = 32,
+        num_layers: int = 12,
+        edge_channels: int | None = None,
+        num_distance_basis: int = 136,
+        max_num_elements: int = 100,
+    ) -> int:
+        """Closed-form number of parameters of this model (checked against the instance)."""
+        c, h, lm = channels, hidden_channels, lmax
+        e = c if edge_channels is None else edge_channels
+
+        def radial(out: int) -> int:
+            first = num_distance_basis + 2 * e
+            return first * e + e + 2 * e + e * e + e + 2 * e + e * out + out
+
+        norm = (lm + 1) * c + c
+        conv1_in = [(lm + 1 - m) * 2 * c for m in range(mmax + 1)]
+        conv1 = conv1_in[0] * ((lm + 1) * h + lm * h) + (lm + 1) * h + lm * h
+        conv1 += sum(conv1_in[m] * 2 * (lm + 1 - m) * h for m in range(1, mmax + 1))
+        conv2 = (lm + 1) * h * (lm + 1) * c + (lm + 1) * c
+        conv2 += sum((lm + 1 - m) * h * 2 * (lm + 1 - m) * c for m in range(1, mmax + 1))
+        ffn = c * h + h * h + h * c
+        block = 2 * norm + conv1 + radial(sum(conv1_in)) + conv2 + ffn
+        total = max_num_elements * (c + 2 * e) + radial((lm + 1) * c)
+        return total + num_layers * block + norm + (c + 1) + c
+
+
+__all__ = ["ESEN"]

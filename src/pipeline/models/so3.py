@@ -1,0 +1,365 @@
+"""SO(3) machinery for eSEN: edge-aligned frames, Wigner-D matrices and SO(2) convolutions.
+
+Conventions follow e3nn: node features are real spherical-harmonic coefficients
+stored as ``[N, (lmax+1)**2, C]`` with the coefficient of degree ``l`` and order
+``m`` at index ``l*l + l + m``. The ``l = 1`` block is ordered (x, y, z), so
+``D_1(R) = R``, and the polar axis of the spherical harmonics is y: a rotation
+about y mixes only the pair of orders ``(m, -m)`` of each degree, by the same
+angle ``m * phi`` for every degree. This is what makes the SO(2) convolution of
+the paper's eq. (21)-(22) exact: in the frame where the edge points along +y,
+the convolution is a complex multiplication per order ``m``, which commutes with
+the remaining freedom of the frame (a rotation about y).
+
+Edge features in the rotated frame are kept in an "m-major" layout restricted to
+``|m| <= mmax``: first the ``m = 0`` coefficients of degrees ``0..lmax``, then,
+for ``m = 1..mmax``, the ``+m`` coefficients of degrees ``m..lmax`` followed by
+the ``-m`` coefficients of the same degrees. :func:`m_major_index` gives the
+e3nn index of each row.
+
+Wigner-D matrices are not built from Euler angles (slow and singular at the
+poles) but exactly from spherical harmonics: for a fixed set of unit vectors
+``P`` and a rotation ``R``, ``Y_l(R p) = D_l(R) Y_l(p)``, so
+``D_l(R)^T = pinv(Y_l(P)) Y_l(P R^T)``, one small matrix product per edge once
+the pseudo-inverse is precomputed. The identity is exact (no fit) as long as
+``Y_l(P)`` has full column rank, which the constructor checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from e3nn import o3
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+_Y_AXIS = 1  # e3nn's polar axis: spherical harmonics with m != 0 vanish on +/- y
+
+
+def m_major_index(lmax: int, mmax: int) -> list[tuple[int, int]]:
+    """(l, m) of each row of the m-major layout with ``|m| <= mmax``.
+
+    Parameters
+    ----------
+    lmax, mmax : int
+        Largest degree and largest order kept (``0 <= mmax <= lmax``).
+
+    Returns
+    -------
+    list of (int, int)
+        ``(l, m)`` per row; the e3nn index of a row is ``l*l + l + m``.
+    """
+    if not 0 <= mmax <= lmax:
+        raise ValueError(f"need 0 <= mmax <= lmax, got lmax={lmax}, mmax={mmax}")
+    rows = [(ell, 0) for ell in range(lmax + 1)]
+    for m in range(1, mmax + 1):
+        rows += [(ell, m) for ell in range(m, lmax + 1)]
+        rows += [(ell, -m) for ell in range(m, lmax + 1)]
+    return rows
+
+
+def safe_norm(vec: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Euclidean norm over the last axis with a finite gradient at zero.
+
+    Parameters
+    ----------
+    vec : Tensor [..., 3]
+    eps : float
+        Floor on the squared norm (so the norm is at least ``sqrt(eps)``).
+
+    Returns
+    -------
+    Tensor [...]
+    """
+    return torch.sqrt(torch.clamp((vec * vec).sum(-1), min=eps))
+
+
+def edge_frames(r_uv: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices that map each edge direction onto +y.
+
+    The rotation is fixed only up to a rotation about y; the SO(2) convolution
+    does not depend on that choice, so a discontinuous choice of the helper axis
+    is harmless. The helper axis is x unless the edge is within ~41 degrees of x,
+    then z, so the cross product below never has a norm under 0.66: values and
+    gradients stay finite for edges along any axis. A zero-length edge gives a
+    finite (degenerate) matrix rather than NaN.
+
+    Parameters
+    ----------
+    r_uv : Tensor [E, 3]
+        Edge vectors x_u - x_v (Angstrom).
+
+    Returns
+    -------
+    Tensor [E, 3, 3]
+        ``R`` with ``R @ r_uv / |r_uv| = (0, 1, 0)`` and ``det R = +1``.
+    """
+    unit = r_uv / safe_norm(r_uv).unsqueeze(-1)  # [E, 3]
+    use_z = unit[:, 0].abs() > 0.75
+    helper = torch.zeros_like(unit)
+    helper[:, 0] = (~use_z).to(unit.dtype)
+    helper[:, 2] = use_z.to(unit.dtype)
+    e1 = torch.linalg.cross(helper, unit)
+    e1 = e1 / safe_norm(e1).unsqueeze(-1)
+    e3 = torch.linalg.cross(e1, unit)
+    return torch.stack((e1, unit, e3), dim=-2)  # rows: e1, r_hat, e1 x r_hat
+
+
+def _fibonacci_sphere(n: int) -> torch.Tensor:
+    """``n`` well spread unit vectors [n, 3] (float64), deterministic."""
+    i = torch.arange(n, dtype=torch.float64) + 0.5
+    cos_t = 1.0 - 2.0 * i / n
+    sin_t = torch.sqrt(1.0 - cos_t**2)
+    phi = math.pi * (3.0 - math.sqrt(5.0)) * i
+    return torch.stack((sin_t * torch.cos(phi), cos_t, sin_t * torch.sin(phi)), dim=-1)
+
+
+class WignerFromPoints(nn.Module):
+    """Rows of block-diagonal Wigner-D matrices ``D(R)`` for a batch of rotations.
+
+    Parameters
+    ----------
+    lmax : int
+        Largest degree.
+    rows : list of (int, int)
+        The ``(l, m)`` rows of ``D`` to return (e.g. :func:`m_major_index`).
+    num_points : int, optional
+        Number of fixed unit vectors used to pin down ``D_l``; at least
+        ``2*lmax + 1``. Default ``2*lmax + 5``.
+
+    Notes
+    -----
+    ``forward(R)`` returns ``[E, len(rows), (lmax+1)**2]`` with
+    ``out[e, k, j] = D(R_e)[l_k*l_k + l_k + m_k, j]``; applying it to node
+    features ``[E, (lmax+1)**2, C]`` gives the features in the rotated frame,
+    restricted to ``rows``, and its transpose rotates them back.
+    """
+
+    def __init__(self, lmax: int, rows: list[tuple[int, int]], num_points: int | None = None):
+        super().__init__()
+        num_points = 2 * lmax + 5 if num_points is None else num_points
+        if num_points < 2 * lmax + 1:
+            raise ValueError(f"num_points={num_points} < 2*lmax+1={2 * lmax + 1}")
+        self.lmax = lmax
+        points = _fibonacci_sphere(num_points)
+        y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False)
+        # per degree, the left inverse of Y_l(P): [2l+1, Np]
+        pinvs = []
+        for ell in range(lmax + 1):
+            block = y[:, ell * ell : (ell + 1) ** 2]
+            cond = torch.linalg.cond(block).item()
+            if not cond < 1e6:
+                raise ValueError(
+                    f"spherical harmonics of degree {ell} at {num_points} points "
+                    f"are ill-conditioned (cond {cond:.3g}); use more points"
+                )
+            pinvs.append(torch.linalg.pinv(block))
+        # rows grouped by degree (l-major); `order` maps them back to the requested order
+        by_degree = [[k for k, (e, _) in enumerate(rows) if e == ell] for ell in range(lmax + 1)]
+        for ell, m in rows:
+            if abs(m) > ell or ell > lmax:
+                raise ValueError(f"row (l={ell}, m={m}) is not a valid coefficient for lmax={lmax}")
+        lmajor = [k for ks in by_degree for k in ks]
+        order = torch.empty(len(rows), dtype=torch.long)
+        order[torch.tensor(lmajor, dtype=torch.long)] = torch.arange(len(rows))
+        self.degrees = [ell for ell in range(lmax + 1) if by_degree[ell]]
+        self.counts = [len(by_degree[ell]) for ell in self.degrees]
+        self.register_buffer("order", order)
+        self.register_buffer(
+            "sh_index", torch.tensor([rows[k][0] ** 2 + rows[k][0] + rows[k][1] for k in lmajor])
+        )
+        # float64 masters outside the buffers, so that model.float().double() loses nothing;
+        # cast copies are cached per (dtype, device)
+        self._masters = {"points": points} | {
+            f"pinv_t_{ell}": pinvs[ell].T.contiguous() for ell in self.degrees
+        }
+        self._cache: dict = {}
+
+    def _const(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        key = (name, like.dtype, like.device)
+        if key not in self._cache:
+            self._cache[key] = self._masters[name].to(dtype=like.dtype, device=like.device)
+        return self._cache[key]
+
+    def forward(self, rot: torch.Tensor) -> torch.Tensor:
+        """Wigner-D rows for rotations ``rot`` [E, 3, 3] -> [E, K, (lmax+1)**2]."""
+        num_edges, size = rot.shape[0], (self.lmax + 1) ** 2
+        rotated = torch.einsum("pj,eij->epi", self._const("points", rot), rot)  # R p, [E, Np, 3]
+        sh = o3.spherical_harmonics(list(range(self.lmax + 1)), rotated, normalize=False)
+        sh = sh.index_select(2, self.sh_index).transpose(1, 2)  # [E, K, Np], l-major rows
+        blocks = []
+        for ell, rows_l in zip(self.degrees, sh.split(self.counts, dim=1), strict=True):
+            d_rows = rows_l @ self._const(f"pinv_t_{ell}", rot)  # [E, n_l, 2l+1]
+            blocks.append(nn.functional.pad(d_rows, (ell * ell, size - (ell + 1) ** 2)))
+        out = torch.cat(blocks, dim=1) if blocks else rot.new_zeros(num_edges, 0, size)
+        return out.index_select(1, self.order)
+
+
+class SO2Convolution(nn.Module):
+    """SO(2) linear map of the paper's eq. (21)-(22) on m-major edge features.
+
+    For each order ``m`` the map mixes all degrees and channels: ``m = 0`` is a
+    real linear map (with bias), and each ``m > 0`` a complex one,
+    ``y_{+m} = W_m x_{+m} - W_{-m} x_{-m}``, ``y_{-m} = W_{-m} x_{+m} + W_m x_{-m}``,
+    which commutes with rotations about the edge axis. The inputs may be scaled
+    per edge by invariant radial weights (``radial=True``).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels per coefficient on input and output.
+    lmax, mmax : int
+        Degrees and orders of the m-major layout.
+    extra_m0_channels : int, optional
+        Extra invariant outputs of the ``m = 0`` map (gating scalars), returned
+        separately. Default 0.
+
+    Notes
+    -----
+    Parameters: ``(lmax+1) in (lmax+1) out + extra`` weights plus as many biases
+    for ``m = 0``; ``2 (lmax+1-m)^2 in out`` weights for each ``m > 0``.
+    ``radial_size`` is the number of radial weights ``forward`` expects per edge.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        lmax: int,
+        mmax: int,
+        *,
+        extra_m0_channels: int = 0,
+    ):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.lmax = lmax
+        self.mmax = mmax
+        self.extra_m0_channels = extra_m0_channels
+        n0 = lmax + 1
+        self.fc_m0 = nn.Linear(n0 * in_channels, n0 * out_channels + extra_m0_channels)
+        self.fc_m = nn.ModuleList()
+        for m in range(1, mmax + 1):
+            n = lmax + 1 - m
+            fc = nn.Linear(n * in_channels, 2 * n * out_channels, bias=False)
+            with torch.no_grad():
+                fc.weight.mul_(1.0 / math.sqrt(2.0))  # two terms add up per output
+            self.fc_m.append(fc)
+        self.radial_size = sum((lmax + 1 - m) * in_channels for m in range(mmax + 1))
+
+    def forward(
+        self, x: torch.Tensor, radial: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Apply the convolution.
+
+        Parameters
+        ----------
+        x : Tensor [E, K, in_channels]
+            m-major edge features.
+        radial : Tensor [E, radial_size], optional
+            Invariant per-edge weights multiplying the inputs.
+
+        Returns
+        -------
+        out : Tensor [E, K, out_channels]
+        extra : Tensor [E, extra_m0_channels] or None
+        """
+        num_edges = x.shape[0]
+        n0 = self.lmax + 1
+        x0 = x[:, :n0].reshape(num_edges, -1)
+        if radial is not None:
+            x0 = x0 * radial[:, : x0.shape[1]]
+        y0 = self.fc_m0(x0)
+        extra = None
+        if self.extra_m0_channels:
+            extra, y0 = y0.split([self.extra_m0_channels, y0.shape[1] - self.extra_m0_channels], 1)
+        out = [y0.view(num_edges, n0, self.out_channels)]
+        offset, roffset = n0, x0.shape[1]
+        for m, fc in enumerate(self.fc_m, start=1):
+            n = self.lmax + 1 - m
+            xm = x[:, offset : offset + 2 * n].reshape(num_edges, 2, n * self.in_channels)
+            if radial is not None:
+                xm = xm * radial[:, None, roffset : roffset + n * self.in_channels]
+            z = fc(xm)  # [E, 2, 2 n out]: (+m, -m) inputs x (W_m, W_-m) outputs
+            re, im = z.split(n * self.out_channels, dim=2)
+            y_pos = re[:, 0] - im[:, 1]
+            y_neg = im[:, 0] + re[:, 1]
+            out.append(y_pos.view(num_edges, n, self.out_channels))
+            out.append(y_neg.view(num_edges, n, self.out_channels))
+            offset += 2 * n
+            roffset += n * self.in_channels
+        return torch.cat(out, dim=1), extra
+
+
+class EdgeGate(nn.Module):
+    """Gated nonlinearity on m-major edge features.
+
+    The ``l = 0`` coefficient goes through SiLU; every coefficient of degree
+    ``l > 0`` is multiplied by ``sigmoid`` of a gating scalar for its degree and
+    channel (invariant under rotations about the edge axis).
+
+    Parameters
+    ----------
+    lmax, mmax : int
+        Layout of the edge features.
+    """
+
+    def __init__(self, lmax: int, mmax: int):
+        super().__init__()
+        self.lmax = lmax
+        degrees = [ell for ell, _ in m_major_index(lmax, mmax)]
+        self.register_buffer("gate_index", torch.tensor(degrees[1:]) - 1)
+
+    def forward(self, gates: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``gates`` [E, lmax*C], ``x`` [E, K, C] -> [E, K, C]."""
+        g = torch.sigmoid(gates).view(x.shape[0], self.lmax, x.shape[2])
+        g = g.index_select(1, self.gate_index)  # [E, K-1, C]
+        return torch.cat((nn.functional.silu(x[:, :1]), x[:, 1:] * g), dim=1)
+
+
+class EquivariantRMSNorm(nn.Module):
+    """Layer norm for spherical-harmonic features ``[N, (lmax+1)**2, C]``.
+
+    Centres the ``l = 0`` channels, divides every coefficient by one RMS per
+    node (each degree weighted equally: mean over its ``2l+1`` orders, then over
+    degrees and channels), scales by a learned weight per (degree, channel) and
+    adds a learned bias to ``l = 0``. Rotation equivariant because the RMS of each
+    degree is invariant. Parameters: ``(lmax+1) C + C``.
+    """
+
+    def __init__(self, lmax: int, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(lmax + 1, channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        degree = torch.cat([torch.full((2 * ell + 1,), ell) for ell in range(lmax + 1)])
+        balance = torch.cat(
+            [
+                torch.full((2 * ell + 1,), 1.0 / ((2 * ell + 1) * (lmax + 1)))
+                for ell in range(lmax + 1)
+            ]
+        )
+        self.register_buffer("degree", degree)
+        self.register_buffer("balance", balance)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [N, S, C] -> [N, S, C]."""
+        x0 = x[:, :1] - x[:, :1].mean(dim=2, keepdim=True)
+        x = torch.cat((x0, x[:, 1:]), dim=1)
+        ms = torch.einsum("nsc,s->n", x * x, self.balance) / x.shape[2]  # [N]
+        scale = torch.rsqrt(ms + self.eps)[:, None, None]
+        out = x * scale * self.weight.index_select(0, self.degree)[None]
+        return torch.cat((out[:, :1] + self.bias, out[:, 1:]), dim=1)
+
+
+__all__ = [
+    "EdgeGate",
+    "EquivariantRMSNorm",
+    "SO2Convolution",
+    "WignerFromPoints",
+    "edge_frames",
+    "m_major_index",
+    "safe_norm",
+]
