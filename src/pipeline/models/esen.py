@@ -395,7 +395,7 @@ class ESEN(nn.Module):
         x = positions.new_zeros(num_atoms, size, self.channels)  # [A, S, C]
         x[:, 0, :] = self.atom_embedding(atomic_numbers)
         # edge-degree embedding: radial profiles on the m = 0 rows, rotated to the global frame
-        m0 = self.degree_radial(edge_feat).view(-1, self.lmax + 1, self.channels)
+        m0 = self.degree_radial(edge_feat).view(len(dist), self.lmax + 1, self.channels)
         init = torch.bmm(wigner_back[:, :, : self.lmax + 1], m0)  # [E, S, C]
         x = x + torch.zeros_like(x).index_add_(0, dst, init) * agg_weight[:, None, None]
 

@@ -83,8 +83,9 @@ def edge_frames(r_uv: torch.Tensor) -> torch.Tensor:
     does not depend on that choice, so a discontinuous choice of the helper axis
     is harmless. The helper axis is x unless the edge is within ~41 degrees of x,
     then z, so the cross product below never has a norm under 0.66: values and
-    gradients stay finite for edges along any axis. A zero-length edge gives a
-    finite (degenerate) matrix rather than NaN.
+    gradients stay finite for edges along any axis. Edges down to ~1e-15 Angstrom
+    are normalised exactly; a zero-length edge gives a finite (degenerate) matrix
+    rather than NaN.
 
     Parameters
     ----------
@@ -96,7 +97,7 @@ def edge_frames(r_uv: torch.Tensor) -> torch.Tensor:
     Tensor [E, 3, 3]
         ``R`` with ``R @ r_uv / |r_uv| = (0, 1, 0)`` and ``det R = +1``.
     """
-    unit = r_uv / safe_norm(r_uv).unsqueeze(-1)  # [E, 3]
+    unit = r_uv / safe_norm(r_uv, eps=1e-30).unsqueeze(-1)  # [E, 3]; 1e-30 is float32-safe
     use_z = unit[:, 0].abs() > 0.75
     helper = torch.zeros_like(unit)
     helper[:, 0] = (~use_z).to(unit.dtype)
@@ -268,7 +269,7 @@ class SO2Convolution(nn.Module):
         """
         num_edges = x.shape[0]
         n0 = self.lmax + 1
-        x0 = x[:, :n0].reshape(num_edges, -1)
+        x0 = x[:, :n0].reshape(num_edges, n0 * self.in_channels)
         if radial is not None:
             x0 = x0 * radial[:, : x0.shape[1]]
         y0 = self.fc_m0(x0)
