@@ -248,7 +248,10 @@ def _run_shards(shards: list[Path], tmp: Path, filters: dict, n_workers: int) ->
     A child killed by a signal (e.g. SIGBUS on a truncated LMDB file) or failing
     otherwise stops the extraction with an error naming the shard.
     """
-    ctx = mp.get_context("spawn")
+    # forkserver: children fork from a server that imported the readers once (fast
+    # start, and safe when the parent runs threads, unlike plain fork).
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["pipeline.data.extract", "ase.db", "ase_db_backends.aselmdb"])
     pending = list(enumerate(shards))
     running: dict = {}
     results: list[dict | None] = [None] * len(shards)

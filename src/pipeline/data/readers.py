@@ -165,6 +165,9 @@ def iter_aselmdb(path: str | os.PathLike) -> Iterator[Record | Unreadable]:
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: shard is an empty file (0 bytes), not an LMDB database")
     try:
+        # Validate with lmdb first: a failed ase.db.connect leaves an object whose
+        # destructor prints a second traceback.
+        lmdb.open(str(path), subdir=False, readonly=True, lock=False).close()
         db = ase.db.connect(str(path), type="aselmdb", readonly=True, use_lock_file=False)
         ids = list(db.ids)
     except lmdb.Error as err:
@@ -194,4 +197,6 @@ def iter_aselmdb(path: str | os.PathLike) -> Iterator[Record | Unreadable]:
             group=label,
             label=label,
         )
+    if not ids:
+        logger.warning("%s: shard holds no record", path)
     db.close()

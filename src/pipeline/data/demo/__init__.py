@@ -16,7 +16,8 @@ Recipe
 3. A fraction ``variant_fraction`` of molecules has ``variant_conformers`` of its
    conformers replaced by a charged and/or open-shell species of the same molecule:
    protonated amine (charge +1, multiplicity 1), deprotonated acid or phenol (charge
-   -1, multiplicity 1) or vertical radical cation (charge +1, multiplicity 2).
+   -1, multiplicity 1), vertical radical cation (charge +1, multiplicity 2) or
+   vertical triplet (charge 0, multiplicity 3).
    Variants share the group id of their source molecule.
 4. Labels: GFN2-xTB single points with tblite (one thread per process), energies in
    eV (float64) and forces in eV/Angstrom, computed on the float32-rounded positions
@@ -27,7 +28,8 @@ File layout (HDF5, gzip): ``atomic_numbers`` uint8 [A], ``positions`` float32 [A
 (Angstrom), ``forces`` float32 [A, 3] (eV/Angstrom), ``energy`` float64 [M] (eV),
 ``ptr`` int64 [M+1], ``charge`` int8 [M] (e), ``spin`` int8 [M] (multiplicity 2S+1),
 ``group`` int32 [M] (index into ``group_smiles``), ``variant`` int8 [M] (0 neutral,
-1 protonated, 2 deprotonated, 3 radical cation), ``conformer`` int16 [M],
+1 protonated, 2 deprotonated, 3 radical cation,
+4 triplet), ``conformer`` int16 [M],
 ``group_smiles`` str [G]; provenance in the root attributes.
 """
 
@@ -52,8 +54,14 @@ RATTLE_RANGE = (0.03, 0.05)  # Angstrom
 # CODATA 2018
 HARTREE_EV = 27.211386245988
 BOHR_ANGSTROM = 0.529177210903
-VARIANTS = {0: "neutral", 1: "protonated", 2: "deprotonated", 3: "radical_cation"}
-_VARIANT_CHARGE_SPIN = {0: (0, 1), 1: (1, 1), 2: (-1, 1), 3: (1, 2)}
+VARIANTS = {
+    0: "neutral",
+    1: "protonated",
+    2: "deprotonated",
+    3: "radical_cation",
+    4: "triplet",
+}
+_VARIANT_CHARGE_SPIN = {0: (0, 1), 1: (1, 1), 2: (-1, 1), 3: (1, 2), 4: (0, 3)}
 
 # Basic aliphatic amine nitrogen (not amide, not aniline, not sulfonamide, not N-N/N-O).
 _AMINE = "[NX3;!$(N-[C,S,P]=[O,S,N]);!$(N-a);!$(N-[N,O]);!$(N#*);!$(N=*)]"
@@ -281,7 +289,7 @@ def generate_demo(
         variant = 0
         if rng.random() < variant_fraction:
             mol = Chem.MolFromSmiles(smi)
-            options = [3]
+            options = [3, 4]
             if mol.HasSubstructMatch(amine):
                 options.append(1)
             if mol.HasSubstructMatch(acid):
