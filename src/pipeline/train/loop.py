@@ -347,7 +347,7 @@ class Trainer:
         terms = loss_terms(energy, forces, energy_target, forces_target, batch.n_atoms)
         loss, _, _ = combine(terms, self.settings.energy_weight, self.settings.force_weight)
         if not torch.isfinite(loss):
-            return self._skip(indices, f"loss {float(loss)}")
+            return self._skip(indices, f"loss {loss.item()}")
         loss.backward()
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
@@ -355,7 +355,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip(indices, f"gradient norm {float(grad_norm)}")
         self.optimizer.step()
-        return float(loss)
+        return loss.item()
 
     def _skip(self, indices: np.ndarray, what: str):
         self.nonfinite.append({"step": self.step, "what": what, "molecules": indices.tolist()})

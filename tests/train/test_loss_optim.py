@@ -1,0 +1,81 @@
+"""The loss of eq. 1 against a hand computation; the muP learning rate; rotations."""
+
+import math
+
+import pytest
+import torch
+
+from pipeline.train.augment import random_rotations, rotate_per_molecule
+from pipeline.train.loss import combine, loss_terms
+from pipeline.train.optim import evaluation_weights, make_optimizer, mup_learning_rate
+
+
+def test_loss_matches_hand_computation():
+    # two molecules: 2 atoms and 1 atom
+    energy_pred = torch.tensor([1.0, -2.0])
+    energy_true = torch.tensor([0.0, 1.0])
+    forces_pred = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    forces_true = torch.zeros(3, 3)
+    n_atoms = torch.tensor([2, 1])
+    terms = loss_terms(energy_pred, forces_pred, energy_true, forces_true, n_atoms)
+    loss, energy_loss, force_loss = combine(terms, energy_weight=2.0, force_weight=0.5)
+    # energy: mean over molecules of |de| / n = (1/2 + 3/1) / 2
+    assert energy_loss.item() == pytest.approx((0.5 + 3.0) / 2)
+    # forces: mean over atoms of the L2 norm = (5 + 0 + sqrt 3) / 3
+    assert force_loss.item() == pytest.approx((5.0 + 0.0 + math.sqrt(3.0)) / 3)
+    assert loss.item() == pytest.approx(2.0 * 1.75 + 0.5 * (5.0 + math.sqrt(3.0)) / 3)
+
+
+def test_batch_sums_add_up_across_batches():
+    """Validation sums over batches equal the loss of the whole set in one batch."""
+    gen = torch.Generator().manual_seed(1)
+    e_pred, e_true = torch.randn(5, generator=gen), torch.randn(5, generator=gen)
+    f_pred, f_true = torch.randn(12, 3, generator=gen), torch.randn(12, 3, generator=gen)
+    n = torch.tensor([2, 3, 1, 4, 2])
+    whole = loss_terms(e_pred, f_pred, e_true, f_true, n)
+    first = loss_terms(e_pred[:2], f_pred[:5], e_true[:2], f_true[:5], n[:2])
+    second = loss_terms(e_pred[2:], f_pred[5:], e_true[2:], f_true[5:], n[2:])
+    assert (first.energy_sum + second.energy_sum).item() == pytest.approx(whole.energy_sum.item())
+    assert (first.force_sum + second.force_sum).item() == pytest.approx(whole.force_sum.item())
+
+
+@pytest.mark.parametrize(
+    ("width", "expected"), [(32, 2e-2), (64, 1e-2), (8, 8e-2), (128, 5e-3)]
+)
+def test_mup_learning_rate(width, expected):
+    assert mup_learning_rate(2e-2, 32, width) == pytest.approx(expected)
+
+
+def test_mup_rejects_nonpositive_width():
+    with pytest.raises(ValueError, match="width"):
+        mup_learning_rate(1e-3, 32, 0)
+
+
+def test_evaluation_weights_restore_training_weights_exactly():
+    model = torch.nn.Linear(4, 2)
+    optimizer = make_optimizer(model, lr=0.1)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(torch.randn(8, 4)).pow(2).sum().backward()
+        optimizer.step()
+    before = [p.detach().clone() for p in model.parameters()]
+    with evaluation_weights(model, optimizer):
+        averaged = [p.detach().clone() for p in model.parameters()]
+    after = list(model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(averaged, before, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True))
+    assert all(group["train_mode"] for group in optimizer.param_groups)
+
+
+def test_random_rotations_are_proper_and_rotate_vectors():
+    rotations = random_rotations(64, torch.Generator().manual_seed(0), torch.float64)
+    identity = torch.eye(3, dtype=torch.float64).expand(64, 3, 3)
+    assert torch.allclose(rotations @ rotations.transpose(1, 2), identity, atol=1e-12)
+    assert torch.allclose(torch.linalg.det(rotations), torch.ones(64, dtype=torch.float64))
+    # Haar: the mean of the matrices goes to zero
+    assert rotations.mean(0).abs().max() < 0.3
+    vectors = torch.randn(5, 3, dtype=torch.float64)
+    batch = torch.tensor([0, 0, 1, 1, 1])
+    rotated = rotate_per_molecule(vectors, rotations[:2], batch)
+    assert torch.allclose(rotated[3], rotations[1] @ vectors[3])
+    assert torch.allclose(rotated.norm(dim=1), vectors.norm(dim=1))
