@@ -244,9 +244,9 @@ def fit_arch(
         "eq5_e_zero": (fit_sum_law, (n_, d_, l_, n_boot, seed),
                        {"label": label, "fix_e_zero": True, "return_samples": True}),
         "eq4_flops": (fit_power_law, (fr_f["compute_pflops"], fr_f["val_loss"], n_boot, seed),
-                      {"label": f"{label} (PFLOPs frontier)"}),
+                      {"label": f"{label} (PFLOPs frontier)", "return_samples": True}),
         "eq4_hours": (fit_power_law, (fr_h["hours"], fr_h["val_loss"], n_boot, seed),
-                      {"label": f"{label} (hours frontier)"}),
+                      {"label": f"{label} (hours frontier)", "return_samples": True}),
         "holdout_eq4": (_holdout_eq4, (fr_f, nb_hold, seed, f"{label} (holdout)",
                                        holdout_fraction), {}),
     }  # fmt: skip
