@@ -23,3 +23,4 @@ rule all:
     input:
         f"{RESULTS}/table1.csv",
         f"{RESULTS}/figures/fig1.pdf",
+        f"{RESULTS}/kappa.csv",

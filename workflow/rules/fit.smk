@@ -1,11 +1,13 @@
 rule fit:
     input:
-        curves=f"{RESULTS}/frontier/{{arch}}_curves.csv",
+        curves=arch_curves,
+        metas=arch_metas,
         kappa=f"{RESULTS}/kappa/{{arch}}.csv",
     output:
         f"{RESULTS}/fits/{{arch}}.json",
     log:
         f"{RESULTS}/logs/fit/{{arch}}.log",
+    threads: 2
     params:
         fit=config["fit"],
     script:

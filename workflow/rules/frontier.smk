@@ -6,7 +6,6 @@ rule frontier:
     output:
         flops=f"{RESULTS}/frontier/{{arch}}_flops.csv",
         hours=f"{RESULTS}/frontier/{{arch}}_hours.csv",
-        curves=f"{RESULTS}/frontier/{{arch}}_curves.csv",
     log:
         f"{RESULTS}/logs/frontier/{{arch}}.log",
     params:
