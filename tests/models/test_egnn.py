@@ -1,0 +1,126 @@
+"""MC-EGNN: exact E(3) symmetry in float64, the 1/E scaled channel mixer, robustness, training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.models import build, num_params
+from pipeline.models.blocks import random_orthogonal, random_rotation
+from pipeline.models.egnn import MCEGNN, default_vector_channels
+from tests.models.conftest import (
+    SYMMETRY_RTOL,
+    MolBatch,
+    assert_finite_with_grads,
+    random_molecules,
+    rel_err,
+    train_losses,
+)
+
+
+def _small(**kw) -> MCEGNN:
+    args = {"width": 16, "num_layers": 3, "num_radial": 8, "num_elements": 10} | kw
+    return MCEGNN(**args).double()
+
+
+def _within_molecule_perm(mols: MolBatch, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    parts = []
+    for m in range(mols.num_molecules):
+        idx = torch.nonzero(mols.batch == m).squeeze(1)
+        parts.append(idx[torch.randperm(len(idx), generator=gen)])
+    return torch.cat(parts)
+
+
+def test_shapes_registry_and_properties(molecules):
+    model = build("egnn", width=16, num_layers=2, num_radial=8).double()
+    energy, forces = molecules.run(model)
+    assert energy.shape == (3,) and forces.shape == (len(molecules.z), 3)
+    assert model.vector_channels == 4 and model.cutoff == 6.0 and model.max_neighbors == 30
+    assert MCEGNN.properties == dict(characteristic="equivariant", tensor_order="1", body_order=2)
+
+
+@pytest.mark.parametrize("width,expected", [(32, 5), (48, 6), (64, 8), (120, 10), (721, 26)])
+def test_vector_channels_floor_sqrt(width, expected):
+    assert default_vector_channels(width) == expected
+
+
+@pytest.mark.parametrize("width,vec", [(16, None), (20, 3), (9, 1)])
+def test_param_count_formula(width, vec):
+    model = MCEGNN(width=width, num_layers=3, vector_channels=vec, num_radial=8, num_elements=10)
+    formula = MCEGNN.param_count_formula(
+        width, num_layers=3, vector_channels=vec, num_radial=8, num_elements=10
+    )
+    assert num_params(model) == formula
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_e3_and_permutation_symmetry(molecules, seed):
+    """Energies invariant, forces equivariant: rotation, reflection, translation, permutation."""
+    model = _small()
+    energy, forces = molecules.run(model)
+    gen = torch.Generator().manual_seed(seed)
+    rot = random_rotation(gen)
+    refl = random_orthogonal(gen)
+    refl = refl if torch.linalg.det(refl) < 0 else -refl  # an improper transformation
+    shift = 10.0 * torch.randn(3, generator=gen, dtype=torch.float64)
+    for q in (rot, refl):
+        e_q, f_q = molecules.run(model, molecules.pos @ q.T + shift)
+        assert rel_err(e_q, energy) < SYMMETRY_RTOL
+        assert rel_err(f_q, forces @ q.T) < SYMMETRY_RTOL
+    perm = _within_molecule_perm(molecules, seed)
+    e_p, f_p = molecules.permuted(perm).run(model)
+    assert rel_err(e_p, energy) < SYMMETRY_RTOL
+    assert rel_err(f_p, forces[perm]) < SYMMETRY_RTOL
+
+
+def test_symmetry_is_not_vacuous(molecules):
+    """Forces are not identically zero and respond to geometry (else equivariance is trivial)."""
+    model = _small()
+    _, forces = molecules.run(model)
+    _, forces2 = molecules.run(model, molecules.pos * 1.05)
+    assert forces.abs().max() > 1e-6
+    assert rel_err(forces2, forces) > 1e-4
+
+
+@torch.no_grad()
+def test_mixer_init_keeps_entries_order_one_along_the_ladder():
+    """W_x ~ N(0, min(w, E^2) / w^2): with E = floor(sqrt(w)), W_x m has O(1) entries for all w."""
+    torch.manual_seed(0)
+    stds = []
+    for w in (64, 256, 900):
+        layer = MCEGNN(width=w, num_layers=2, num_radial=4).layers[1]
+        w_x = layer.mixer[-1]
+        e = layer.vec_in
+        assert w_x.bias is None and w_x.weight.shape == (e * e, w)
+        expected = min(w, e * e) ** 0.5 / w
+        assert abs(float(w_x.weight.std()) / expected - 1) < 0.1
+        stds.append(float(w_x(torch.randn(4000, w)).std()))
+    assert all(0.7 < s < 1.3 for s in stds), stds
+
+
+def test_edge_cases_finite(edge_cases):
+    """Edges along z, a 1e-5 Angstrom edge, a single atom, atoms without neighbours."""
+    assert_finite_with_grads(_small(), edge_cases)
+    _, forces = edge_cases.run(_small())
+    # an atom without neighbours keeps X = x: its force is exactly zero
+    assert torch.equal(forces[6], torch.zeros(3, dtype=torch.float64))
+
+
+def test_mixed_batch_matches_separate_molecules(edge_cases):
+    model = _small()
+    energy, forces = edge_cases.run(model)
+    for m in range(edge_cases.num_molecules):
+        mask = edge_cases.batch == m
+        zeros = torch.zeros(int(mask.sum()), dtype=torch.long)
+        e_m, f_m = MolBatch(edge_cases.z[mask], edge_cases.pos[mask], zeros, 1).run(model)
+        torch.testing.assert_close(e_m[0], energy[m], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(f_m, forces[mask], rtol=1e-12, atol=1e-12)
+
+
+def test_loss_goes_down():
+    torch.manual_seed(0)
+    model = MCEGNN(width=32, num_layers=3, num_radial=16)
+    mols = random_molecules(seed=3, sizes=(6, 8, 5, 7), dtype=torch.float32)
+    losses = train_losses(model, mols, steps=20)
+    assert losses[-1] < 0.7 * losses[0]
