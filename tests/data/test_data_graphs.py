@@ -6,7 +6,8 @@ from pipeline.data.graphs import radius_graph
 
 
 def brute_force(positions, batch, cutoff, max_neighbors):
-    """Reference: per centre, all same-molecule atoms within cutoff sorted by (d, index)."""
+    """Reference: per centre, the max_neighbors nearest same-molecule atoms within the
+    cutoff (ties by lower index), listed by centre then neighbour index."""
     pos = np.asarray(positions, dtype=np.float32)
     edges = []
     for v in range(len(pos)):
@@ -18,7 +19,7 @@ def brute_force(positions, batch, cutoff, max_neighbors):
             if d <= cutoff:
                 cand.append((d, u))
         cand.sort()
-        edges += [(u, v) for _, u in cand[:max_neighbors]]
+        edges += sorted((u, v) for _, u in cand[:max_neighbors])
     return edges
 
 

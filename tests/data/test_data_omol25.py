@@ -22,7 +22,8 @@ def read_all(path):
     with h5py.File(path) as f:
         ptr = f["ptr"][:]
         z, x, fo, e = f["atomic_numbers"][:], f["positions"][:], f["forces"][:], f["energy"][:]
-    return [(z[a:b], x[a:b], fo[a:b], e[i]) for i, (a, b) in enumerate(zip(ptr[:-1], ptr[1:]))]
+    bounds = zip(ptr[:-1], ptr[1:], strict=True)
+    return [(z[a:b], x[a:b], fo[a:b], e[i]) for i, (a, b) in enumerate(bounds)]
 
 
 @pytest.fixture

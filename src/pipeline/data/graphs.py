@@ -12,9 +12,9 @@ def radius_graph(
     """Edges between atoms of the same molecule within ``cutoff``, nearest first.
 
     Molecules are padded to the largest one and all pair distances computed at once
-    ([M, n_max, n_max]); for each centre the neighbours are sorted by distance with a
-    stable sort, so ties are broken by the lower atom index, and the first
-    ``max_neighbors`` within the cutoff are kept.
+    ([M, n_max, n_max]). Centres with more than ``max_neighbors`` atoms within the
+    cutoff keep the nearest ones: their candidates are sorted by distance with a
+    stable sort, so ties are broken by the lower atom index.
 
     Parameters
     ----------
@@ -31,7 +31,7 @@ def radius_graph(
     -------
     long [2, E]
         Row 0: neighbour u, row 1: centre v (messages flow u -> v). No self loops.
-        Sorted by centre, then by distance, then by neighbour index.
+        Sorted by centre, then by neighbour index.
     """
     device = positions.device
     n_atoms = positions.shape[0]
@@ -61,13 +61,16 @@ def radius_graph(
     dist = d2.sqrt()  # [M, centre, neighbour]
     valid = mask[:, :, None] & mask[:, None, :] & (dist <= cutoff)
     valid &= ~torch.eye(n_max, dtype=torch.bool, device=device)
-    dist = dist.masked_fill(~valid, float("inf"))
-    k = min(max_neighbors, n_max - 1)
-    if k <= 0:
-        return empty
-    sorted_d, order = torch.sort(dist, dim=-1, stable=True)
-    sorted_d, order = sorted_d[..., :k], order[..., :k]
-    keep = torch.isfinite(sorted_d)
-    mol, centre, _ = keep.nonzero(as_tuple=True)
+    # Only centres with more than max_neighbors candidates need a (stable) sort.
+    over = valid.sum(dim=-1) > max_neighbors  # [M, n_max]
+    if bool(over.any()):
+        mol_o, centre_o = over.nonzero(as_tuple=True)
+        rows_valid = valid[mol_o, centre_o]  # [R, n_max]
+        rows = dist[mol_o, centre_o].masked_fill(~rows_valid, float("inf"))
+        order = torch.sort(rows, dim=-1, stable=True).indices[:, :max_neighbors]
+        keep = torch.zeros_like(rows_valid)
+        keep.scatter_(1, order, True)
+        valid[mol_o, centre_o] = keep & rows_valid
+    mol, centre, neighbour = valid.nonzero(as_tuple=True)
     offset = ptr[mol]
-    return torch.stack([offset + order[keep], offset + centre])
+    return torch.stack([offset + neighbour, offset + centre])

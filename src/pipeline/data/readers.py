@@ -112,6 +112,7 @@ def iter_extxyz(path: str | os.PathLike) -> Iterator[Record]:
     :class:`SourceError` naming the file and the frame.
     """
     import ase.io
+    from ase.io.extxyz import XYZError
 
     path = Path(path)
     if not path.is_file():
@@ -125,7 +126,7 @@ def iter_extxyz(path: str | os.PathLike) -> Iterator[Record]:
             atoms = next(frames)
         except StopIteration:
             return
-        except (ValueError, IndexError, KeyError) as err:
+        except (XYZError, ValueError, IndexError, KeyError) as err:
             raise SourceError(f"{path}: cannot parse frame {i}: {err}") from err
         results = atoms.calc.results if atoms.calc is not None else {}
         energy = results.get("energy", atoms.info.get("energy"))
