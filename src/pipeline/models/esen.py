@@ -53,7 +53,8 @@ class _GaussianBasis(nn.Module):
 
     def forward(self, dist: torch.Tensor) -> torch.Tensor:
         """``dist`` [E] (Angstrom) -> [E, num]."""
-        return torch.exp(self.coeff * (dist[:, None] - self.centres) ** 2)
+        # exponent floored at -80 (exp > 1e-35): float32 subnormals would slow the matmuls
+        return torch.exp((self.coeff * (dist[:, None] - self.centres) ** 2).clamp(min=-80.0))
 
 
 def _polynomial_envelope(d_scaled: torch.Tensor, p: int = 5) -> torch.Tensor:
@@ -197,19 +198,44 @@ class _Block(nn.Module):
         edge_feat: torch.Tensor,
         src: torch.Tensor,
         dst: torch.Tensor,
-        wigner: torch.Tensor,
-        wigner_back: torch.Tensor,
+        wigner: list[torch.Tensor],
+        wigner_back: list[torch.Tensor],
         agg_weight: torch.Tensor,
     ) -> torch.Tensor:
-        """``x`` [A, S, C] -> [A, S, C]; ``wigner`` [E, K, S]; ``wigner_back`` [E, S, K]
-        (transpose times envelope); ``agg_weight`` [A] (1/degree or constant)."""
+        """One layer.
+
+        Parameters
+        ----------
+        x : Tensor [A, S, C]
+            Node features, ``S = (lmax+1)**2``.
+        edge_feat : Tensor [E, F]
+            Invariant edge inputs of the radial MLP.
+        src, dst : long [E]
+            Neighbour u and centre v of each edge.
+        wigner : list of Tensor [E, rows_g, S]
+            Rows of ``D(R_uv)`` per order group.
+        wigner_back : list of Tensor [E, S, rows_g]
+            Their transposes times the cutoff envelope.
+        agg_weight : Tensor [A]
+            1/degree (mean) or a constant (sum).
+
+        Returns
+        -------
+        Tensor [A, S, C]
+        """
+        num_edges = src.shape[0]
         h = self.norm_1(x)
         pair = torch.cat((h.index_select(0, src), h.index_select(0, dst)), dim=2)  # [E, S, 2C]
-        msg = torch.bmm(wigner, pair)  # edge frame, m-major, [E, K, 2C]
-        msg, gates = self.conv_1(msg, self.radial(edge_feat))  # [E, K, H], [E, lmax*H]
-        msg = self.gate(gates, msg)
-        msg, _ = self.conv_2(msg)  # [E, K, C]
-        msg = torch.bmm(wigner_back, msg)  # back to the global frame, enveloped, [E, S, C]
+        # rotate into the edge frame, one flat tensor per order group: [E, rows_g * 2C]
+        xs = [torch.bmm(w, pair).view(num_edges, w.shape[1] * pair.shape[2]) for w in wigner]
+        radial = self.radial(edge_feat).split(self.conv_1.radial_sizes, dim=1)
+        ys, gates = self.conv_1(xs, list(radial))  # per group [E, rows_g * H], [E, lmax * H]
+        ys = self.gate(gates, ys)
+        ys, _ = self.conv_2(ys)  # per group [E, rows_g * C]
+        channels = x.shape[2]
+        msg = torch.bmm(wigner_back[0], ys[0].view(num_edges, wigner_back[0].shape[2], channels))
+        for w, y in zip(wigner_back[1:], ys[1:], strict=True):
+            msg = msg + torch.bmm(w, y.view(num_edges, w.shape[2], channels))
         agg = torch.zeros_like(x).index_add_(0, dst, msg)
         x = x + agg * agg_weight[:, None, None]
         return x + self.atom_wise(self.norm_2(x))
@@ -316,6 +342,7 @@ class ESEN(nn.Module):
 
         rows = m_major_index(lmax, mmax)
         self.wigner = WignerFromPoints(lmax, rows)
+        self.group_rows = [lmax + 1] + [2 * (lmax + 1 - m) for m in range(1, mmax + 1)]
         self.distance_basis = _GaussianBasis(self.cutoff, num_distance_basis)
         self.atom_embedding = nn.Embedding(max_num_elements, channels)
         self.source_embedding = nn.Embedding(max_num_elements, self.edge_channels)
@@ -371,9 +398,11 @@ class ESEN(nn.Module):
         num_atoms = positions.shape[0]
         r_uv = positions.index_select(0, src) - positions.index_select(0, dst)  # [E, 3]
         dist = safe_norm(r_uv)  # [E]
-        wigner = self.wigner(edge_frames(r_uv))  # [E, K, S]
         envelope = _polynomial_envelope(dist / self.cutoff)  # [E]
-        wigner_back = wigner.transpose(1, 2) * envelope[:, None, None]  # [E, S, K]
+        # D(R_uv) rows per order group m = 0..mmax: [E, rows_g, S]; back: D^T x envelope
+        wigner = self.wigner(edge_frames(r_uv)).split(self.group_rows, dim=1)
+        wigner = [w.contiguous() for w in wigner]
+        wigner_back = [(w * envelope[:, None, None]).transpose(1, 2).contiguous() for w in wigner]
 
         if self.aggregation == "mean":
             degree = torch.zeros(num_atoms, dtype=positions.dtype, device=positions.device)
@@ -396,7 +425,7 @@ class ESEN(nn.Module):
         x[:, 0, :] = self.atom_embedding(atomic_numbers)
         # edge-degree embedding: radial profiles on the m = 0 rows, rotated to the global frame
         m0 = self.degree_radial(edge_feat).view(len(dist), self.lmax + 1, self.channels)
-        init = torch.bmm(wigner_back[:, :, : self.lmax + 1], m0)  # [E, S, C]
+        init = torch.bmm(wigner_back[0], m0)  # m = 0 rows, [E, S, C]
         x = x + torch.zeros_like(x).index_add_(0, dst, init) * agg_weight[:, None, None]
 
         for block in self.blocks:

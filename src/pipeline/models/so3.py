@@ -205,7 +205,13 @@ class SO2Convolution(nn.Module):
     real linear map (with bias), and each ``m > 0`` a complex one,
     ``y_{+m} = W_m x_{+m} - W_{-m} x_{-m}``, ``y_{-m} = W_{-m} x_{+m} + W_m x_{-m}``,
     which commutes with rotations about the edge axis. The inputs may be scaled
-    per edge by invariant radial weights (``radial=True``).
+    per edge by invariant radial weights, shared by ``+m`` and ``-m``.
+
+    Features travel as one flat tensor per order group (no slicing of
+    activations, whose backward would zero-fill full-size buffers): group 0
+    holds the ``lmax+1`` coefficients of ``m = 0``, group ``m`` the ``2 (lmax+1-m)``
+    coefficients of ``+m`` then ``-m`` (the m-major rows of :func:`m_major_index`),
+    each flattened as ``[E, rows * channels]``.
 
     Parameters
     ----------
@@ -219,9 +225,9 @@ class SO2Convolution(nn.Module):
 
     Notes
     -----
-    Parameters: ``(lmax+1) in (lmax+1) out + extra`` weights plus as many biases
-    for ``m = 0``; ``2 (lmax+1-m)^2 in out`` weights for each ``m > 0``.
-    ``radial_size`` is the number of radial weights ``forward`` expects per edge.
+    Parameters: ``(lmax+1) in ((lmax+1) out + extra)`` weights plus
+    ``(lmax+1) out + extra`` biases for ``m = 0``; ``2 (lmax+1-m)^2 in out``
+    weights (real and imaginary parts) for each ``m > 0``.
     """
 
     def __init__(
@@ -244,58 +250,53 @@ class SO2Convolution(nn.Module):
         self.fc_m = nn.ModuleList()
         for m in range(1, mmax + 1):
             n = lmax + 1 - m
+            # rows [:n out] hold W_m (real part), rows [n out:] W_-m (imaginary part)
             fc = nn.Linear(n * in_channels, 2 * n * out_channels, bias=False)
             with torch.no_grad():
                 fc.weight.mul_(1.0 / math.sqrt(2.0))  # two terms add up per output
             self.fc_m.append(fc)
-        self.radial_size = sum((lmax + 1 - m) * in_channels for m in range(mmax + 1))
+        #: coefficient rows of each order group, and radial weights each group takes
+        self.group_rows = [n0] + [2 * (lmax + 1 - m) for m in range(1, mmax + 1)]
+        self.radial_sizes = [(lmax + 1 - m) * in_channels for m in range(mmax + 1)]
+        self.radial_size = sum(self.radial_sizes)
 
     def forward(
-        self, x: torch.Tensor, radial: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self, xs: list[torch.Tensor], radial: list[torch.Tensor] | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """Apply the convolution.
 
         Parameters
         ----------
-        x : Tensor [E, K, in_channels]
-            m-major edge features.
-        radial : Tensor [E, radial_size], optional
+        xs : list of Tensor [E, group_rows[g] * in_channels]
+            Edge features per order group.
+        radial : list of Tensor [E, radial_sizes[g]], optional
             Invariant per-edge weights multiplying the inputs.
 
         Returns
         -------
-        out : Tensor [E, K, out_channels]
+        ys : list of Tensor [E, group_rows[g] * out_channels]
         extra : Tensor [E, extra_m0_channels] or None
         """
-        num_edges = x.shape[0]
-        n0 = self.lmax + 1
-        x0 = x[:, :n0].reshape(num_edges, n0 * self.in_channels)
-        if radial is not None:
-            x0 = x0 * radial[:, : x0.shape[1]]
+        x0 = xs[0] if radial is None else xs[0] * radial[0]
         y0 = self.fc_m0(x0)
         extra = None
         if self.extra_m0_channels:
             extra, y0 = y0.split([self.extra_m0_channels, y0.shape[1] - self.extra_m0_channels], 1)
-        out = [y0.view(num_edges, n0, self.out_channels)]
-        offset, roffset = n0, x0.shape[1]
+        ys = [y0]
         for m, fc in enumerate(self.fc_m, start=1):
-            n = self.lmax + 1 - m
-            xm = x[:, offset : offset + 2 * n].reshape(num_edges, 2, n * self.in_channels)
+            x = xs[m]
             if radial is not None:
-                xm = xm * radial[:, None, roffset : roffset + n * self.in_channels]
-            z = fc(xm)  # [E, 2, 2 n out]: (+m, -m) inputs x (W_m, W_-m) outputs
-            re, im = z.split(n * self.out_channels, dim=2)
-            y_pos = re[:, 0] - im[:, 1]
-            y_neg = im[:, 0] + re[:, 1]
-            out.append(y_pos.view(num_edges, n, self.out_channels))
-            out.append(y_neg.view(num_edges, n, self.out_channels))
-            offset += 2 * n
-            roffset += n * self.in_channels
-        return torch.cat(out, dim=1), extra
+                half = x.shape[1] // 2
+                x = (x.view(x.shape[0], 2, half) * radial[m][:, None, :]).view(x.shape[0], 2 * half)
+            w_re, w_im = fc.weight.chunk(2, dim=0)
+            # [y+, y-] = [[W_m, -W_-m], [W_-m, W_m]] [x+, x-]
+            weight = torch.cat((torch.cat((w_re, -w_im), 1), torch.cat((w_im, w_re), 1)), 0)
+            ys.append(x @ weight.T)
+        return ys, extra
 
 
 class EdgeGate(nn.Module):
-    """Gated nonlinearity on m-major edge features.
+    """Gated nonlinearity on order-grouped edge features (see :class:`SO2Convolution`).
 
     The ``l = 0`` coefficient goes through SiLU; every coefficient of degree
     ``l > 0`` is multiplied by ``sigmoid`` of a gating scalar for its degree and
@@ -310,14 +311,20 @@ class EdgeGate(nn.Module):
     def __init__(self, lmax: int, mmax: int):
         super().__init__()
         self.lmax = lmax
-        degrees = [ell for ell, _ in m_major_index(lmax, mmax)]
-        self.register_buffer("gate_index", torch.tensor(degrees[1:]) - 1)
+        self.mmax = mmax
 
-    def forward(self, gates: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``gates`` [E, lmax*C], ``x`` [E, K, C] -> [E, K, C]."""
-        g = torch.sigmoid(gates).view(x.shape[0], self.lmax, x.shape[2])
-        g = g.index_select(1, self.gate_index)  # [E, K-1, C]
-        return torch.cat((nn.functional.silu(x[:, :1]), x[:, 1:] * g), dim=1)
+    def forward(self, gates: torch.Tensor, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``gates`` [E, lmax*C], ``xs`` per group [E, rows*C] -> same shapes."""
+        num_edges, lmax = gates.shape[0], self.lmax
+        channels = gates.shape[1] // lmax
+        g = torch.sigmoid(gates).view(num_edges, lmax, channels)
+        scalar, rest = xs[0].split([channels, lmax * channels], 1)
+        out = [torch.cat((nn.functional.silu(scalar), (rest.view_as(g) * g).flatten(1)), 1)]
+        for m in range(1, self.mmax + 1):
+            n = lmax + 1 - m
+            x = xs[m].view(num_edges, 2, n, channels) * g[:, None, m - 1 :]
+            out.append(x.view(num_edges, 2 * n * channels))
+        return out
 
 
 class EquivariantRMSNorm(nn.Module):
