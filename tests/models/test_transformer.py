@@ -1,0 +1,101 @@
+"""Vanilla transformer (appendix K): permutation equivariant only; masking; robustness; training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.models import build, num_params
+from pipeline.models.blocks import random_rotation
+from pipeline.models.transformer import Transformer
+from tests.models.conftest import (
+    SYMMETRY_RTOL,
+    MolBatch,
+    assert_finite_with_grads,
+    random_molecules,
+    rel_err,
+    train_losses,
+)
+
+
+def _small(**kw) -> Transformer:
+    return Transformer(**({"width": 16, "num_layers": 2, "num_heads": 2} | kw)).double()
+
+
+def test_shapes_registry_and_count(molecules):
+    model = build("transformer", width=16, num_layers=2, num_heads=2).double()
+    energy, forces = molecules.run(model)
+    assert energy.shape == (3,) and forces.shape == (len(molecules.z), 3)
+    w, layers, ratio, n_el = 16, 2, 4, 120
+    block = 2 * 2 * w + (3 * w * w + 3 * w) + (w * w + w) + 2 * ratio * w * w + ratio * w + w
+    expected = n_el * (w - 3) + layers * block + 2 * w + (w + 1) + (3 * w + 3)
+    assert num_params(model) == expected
+
+
+def test_permutation_equivariant(molecules):
+    model = _small()
+    energy, forces = molecules.run(model)
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.cat(
+        [
+            idx[torch.randperm(len(idx), generator=gen)]
+            for idx in (torch.nonzero(molecules.batch == m).squeeze(1) for m in range(3))
+        ]
+    )
+    e_p, f_p = molecules.permuted(perm).run(model)
+    assert rel_err(e_p, energy) < SYMMETRY_RTOL
+    assert rel_err(f_p, forces[perm]) < SYMMETRY_RTOL
+
+
+def test_not_translation_or_rotation_invariant(molecules):
+    """Raw coordinates are token features: moving or turning a molecule changes the output."""
+    model = _small()
+    energy, forces = molecules.run(model)
+    shift = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
+    e_t, f_t = molecules.run(model, molecules.pos + shift)
+    assert rel_err(e_t, energy) > 1e-4 and rel_err(f_t, forces) > 1e-4
+    rot = random_rotation(torch.Generator().manual_seed(1))
+    e_r, f_r = molecules.run(model, molecules.pos @ rot.T)
+    assert rel_err(e_r, energy) > 1e-4 and rel_err(f_r, forces @ rot.T) > 1e-4
+
+
+def test_attention_stays_within_molecules(edge_cases):
+    """Each molecule's prediction is the same alone as in a batch (masking and padding)."""
+    model = _small()
+    energy, forces = edge_cases.run(model)
+    for m in range(edge_cases.num_molecules):
+        mask = edge_cases.batch == m
+        zeros = torch.zeros(int(mask.sum()), dtype=torch.long)
+        e_m, f_m = MolBatch(edge_cases.z[mask], edge_cases.pos[mask], zeros, 1).run(model)
+        torch.testing.assert_close(e_m[0], energy[m], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(f_m, forces[mask], rtol=1e-12, atol=1e-12)
+
+
+def test_edge_cases_finite(edge_cases):
+    assert_finite_with_grads(_small(), edge_cases)
+
+
+def test_empty_molecule_in_batch_is_finite(molecules):
+    """A molecule index with no atoms (M larger than the molecules present) gives energy 0."""
+    model = _small()
+    batch = molecules.batch.clone()
+    batch[batch == 2] = 3  # molecule 2 empty
+    energy, forces = model(
+        molecules.z, molecules.pos, torch.zeros(2, 0, dtype=torch.long), batch, 4
+    )
+    assert torch.isfinite(energy).all() and torch.isfinite(forces).all()
+    assert float(energy[2].detach()) == 0.0
+
+
+def test_rejects_unsorted_batch(molecules):
+    model = _small()
+    with pytest.raises(ValueError, match="sorted"):
+        model(molecules.z, molecules.pos, None, molecules.batch.flip(0), 3)
+
+
+def test_loss_goes_down():
+    torch.manual_seed(0)
+    model = Transformer(width=32, num_layers=2, num_heads=4)
+    mols = random_molecules(seed=3, sizes=(6, 8, 5, 7), dtype=torch.float32)
+    losses = train_losses(model, mols, steps=20)
+    assert losses[-1] < 0.7 * losses[0]
