@@ -26,12 +26,13 @@ import hashlib
 import json
 import logging
 import math
-import multiprocessing as mp
-import multiprocessing.connection
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -232,47 +233,63 @@ def _process(records: Iterator[Record | Unreadable], spill_dir: Path, filters: d
     }
 
 
-def _shard_child(shard: str, spill_dir: str, filters: dict, result_path: str) -> None:
-    """Child process body: read one aselmdb shard, write the counts as JSON."""
+def read_shard_main(argv: list[str]) -> int:
+    """Child process entry: ``SHARD SPILL_DIR RESULT_JSON FILTERS_JSON``.
+
+    Reads one aselmdb shard, spills the kept records and writes the counts (or the
+    :class:`SourceError` message) as JSON to RESULT_JSON.
+    """
+    shard, spill_dir, result_path, filters = argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        res = _process(iter_aselmdb(shard), Path(spill_dir), filters)
+        res = _process(iter_aselmdb(shard), Path(spill_dir), json.loads(filters))
     except SourceError as err:
         res = {"error": str(err)}
     Path(result_path).write_text(json.dumps(res))
+    return 0
 
 
 def _run_shards(shards: list[Path], tmp: Path, filters: dict, n_workers: int) -> list[dict]:
     """Read shards in child processes, at most ``n_workers`` at a time.
 
-    A child killed by a signal (e.g. SIGBUS on a truncated LMDB file) or failing
-    otherwise stops the extraction with an error naming the shard.
+    Each shard is read by a fresh ``python -m pipeline.data.extract`` process (not
+    multiprocessing, whose spawn/forkserver children re-import the caller's main
+    script, e.g. a Snakemake script). A child killed by a signal (SIGBUS on a
+    truncated LMDB file) or failing otherwise stops the extraction with an error
+    naming the shard.
     """
-    # forkserver: children fork from a server that imported the readers once (fast
-    # start, and safe when the parent runs threads, unlike plain fork).
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["pipeline.data.extract", "ase.db", "ase_db_backends.aselmdb"])
+    import pipeline
+
+    env = dict(os.environ)
+    src_root = str(Path(pipeline.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")
     pending = list(enumerate(shards))
-    running: dict = {}
+    running: dict[int, tuple] = {}
     results: list[dict | None] = [None] * len(shards)
     try:
         while pending or running:
             while pending and len(running) < max(1, n_workers):
                 k, shard = pending.pop(0)
                 res_path = tmp / f"result_{k}.json"
-                proc = ctx.Process(
-                    target=_shard_child,
-                    args=(str(shard), str(tmp / f"shard_{k}"), filters, str(res_path)),
-                    name=f"read-{shard.name}",
-                )
-                proc.start()
-                running[proc.sentinel] = (proc, k, shard, res_path)
-            ready = mp.connection.wait(list(running))
-            for sentinel in ready:
-                proc, k, shard, res_path = running.pop(sentinel)
-                proc.join()
-                code = proc.exitcode
-                if code is not None and code < 0:
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "pipeline.data.extract",
+                    str(shard),
+                    str(tmp / f"shard_{k}"),
+                    str(res_path),
+                    json.dumps(filters),
+                ]
+                running[k] = (subprocess.Popen(cmd, env=env), shard, res_path)
+            done = [k for k, (proc, *_) in running.items() if proc.poll() is not None]
+            if not done:
+                time.sleep(0.02)
+                continue
+            for k in done:
+                proc, shard, res_path = running.pop(k)
+                code = proc.returncode
+                if code < 0:
                     name = signal.Signals(-code).name
                     hint = " (truncated or corrupt LMDB file?)" if name == "SIGBUS" else ""
                     raise ExtractionError(f"{shard}: reader process killed by {name}{hint}")
@@ -287,7 +304,7 @@ def _run_shards(shards: list[Path], tmp: Path, filters: dict, n_workers: int) ->
     finally:
         for proc, *_ in running.values():
             proc.terminate()
-            proc.join()
+            proc.wait()
     return results  # type: ignore[return-value]
 
 
@@ -623,3 +640,7 @@ def train_fraction_size(num_molecules: int, fraction: float) -> int:
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     return min(num_molecules, math.ceil(fraction * num_molecules - 1e-9))
+
+
+if __name__ == "__main__":
+    sys.exit(read_shard_main(sys.argv[1:]))
