@@ -177,7 +177,8 @@ def lbfgs_batch(
         s = step[ok_idx, None] * d[ok_idx]
         yv = g_new[ok_idx] - ga[ok_idx]
         sy = np.einsum("kp,kp->k", s, yv)
-        store = sy > 1e-12 * np.sqrt(np.einsum("kp,kp->k", s, s) * np.einsum("kp,kp->k", yv, yv))
+        yy = np.einsum("kp,kp->k", yv, yv)
+        store = (sy > 1e-12 * np.sqrt(np.einsum("kp,kp->k", s, s) * yy)) & (yy > 1e-200)
         sr = rows[store]
         slot = head[sr]
         s_mem[sr, slot] = s[store]
@@ -220,7 +221,8 @@ def _two_loop(
     newest = order[0]
     y_new, r_new = y_mem[rows, newest], rho[rows, newest]
     yy = np.einsum("kp,kp->k", y_new, y_new)
-    gamma = np.where(r_new != 0.0, 1.0 / np.where(r_new != 0.0, r_new * yy, 1.0), 1.0)
+    denom = r_new * yy  # = y.y / s.y; 0 for an empty slot (or an underflowed y)
+    gamma = np.divide(1.0, denom, out=np.ones_like(denom), where=denom > 1e-300)
     q *= gamma[:, None]
     for j in range(m - 1, -1, -1):
         slot = order[j]
