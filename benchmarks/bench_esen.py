@@ -83,7 +83,8 @@ def main() -> None:
     edges = radius_graph(pos, batch, 6.0, 30)
     print(
         f"batch: {args.molecules} molecules, {len(z)} atoms, {edges.shape[1]} edges, "
-        f"{args.threads} thread(s), torch {torch.__version__}"
+        f"{args.threads} thread(s), torch {torch.__version__}, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
 
     # Wigner-D: ours (spherical harmonics at fixed points) vs e3nn Euler angles, lmax 4
@@ -119,6 +120,7 @@ def main() -> None:
             f"fwd+bwd median {med:.3f} s (min {min(times):.3f}), {len(z) / med:,.0f} atoms/s"
         )
     print(f"ratio lmax4/lmax2 step time: {results[4] / results[2]:.2f}")
+    print(f"load average now {os.getloadavg()[0]:.1f} (absolute times scale with it)")
 
 
 if __name__ == "__main__":

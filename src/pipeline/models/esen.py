@@ -282,6 +282,12 @@ class ESEN(nn.Module):
 
     Notes
     -----
+    Symmetry: energies are exactly invariant and forces exactly equivariant under
+    rotations, translations and atom permutations (SE(3) x S_n, up to rounding).
+    Like eSEN, the model is not reflection-equivariant: edge frames are proper
+    rotations and features carry no parity, so a mirror image may get another
+    energy.
+
     ``forward(atomic_numbers, positions, edge_index, batch, num_molecules)``
     returns ``energy`` [M] and ``forces`` [A, 3] (normalised units); see
     :mod:`pipeline.models`.

@@ -117,6 +117,12 @@ def _fibonacci_sphere(n: int) -> torch.Tensor:
     return torch.stack((sin_t * torch.cos(phi), cos_t, sin_t * torch.sin(phi)), dim=-1)
 
 
+def _conditions(lmax: int, num_points: int) -> list[float]:
+    """Condition number of Y_l at the Fibonacci points, per degree l."""
+    y = o3.spherical_harmonics(list(range(lmax + 1)), _fibonacci_sphere(num_points), False)
+    return [torch.linalg.cond(y[:, e * e : (e + 1) ** 2]).item() for e in range(lmax + 1)]
+
+
 class WignerFromPoints(nn.Module):
     """Rows of block-diagonal Wigner-D matrices ``D(R)`` for a batch of rotations.
 
@@ -128,7 +134,8 @@ class WignerFromPoints(nn.Module):
         The ``(l, m)`` rows of ``D`` to return (e.g. :func:`m_major_index`).
     num_points : int, optional
         Number of fixed unit vectors used to pin down ``D_l``; at least
-        ``2*lmax + 1``. Default ``2*lmax + 5``.
+        ``2*lmax + 1``. Default: the fewest from ``2*lmax + 1`` on whose blocks
+        ``Y_l(P)`` all have condition numbers under 50 (9 for lmax 4).
 
     Notes
     -----
@@ -140,43 +147,38 @@ class WignerFromPoints(nn.Module):
 
     def __init__(self, lmax: int, rows: list[tuple[int, int]], num_points: int | None = None):
         super().__init__()
-        num_points = 2 * lmax + 5 if num_points is None else num_points
+        if num_points is None:  # fewest Fibonacci points with well-conditioned blocks
+            num_points = 2 * lmax + 1
+            while max(_conditions(lmax, num_points)) > 50.0 and num_points < 4 * lmax + 8:
+                num_points += 1
         if num_points < 2 * lmax + 1:
             raise ValueError(f"num_points={num_points} < 2*lmax+1={2 * lmax + 1}")
         self.lmax = lmax
         points = _fibonacci_sphere(num_points)
         y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False)
+        conds = _conditions(lmax, num_points)
+        if max(conds) > 1e6:
+            raise ValueError(
+                f"spherical harmonics up to degree {lmax} at {num_points} points are "
+                f"ill-conditioned (condition numbers {conds}); use more points"
+            )
         # per degree, the left inverse of Y_l(P): [2l+1, Np]
-        pinvs = []
-        for ell in range(lmax + 1):
-            block = y[:, ell * ell : (ell + 1) ** 2]
-            cond = torch.linalg.cond(block).item()
-            if not cond < 1e6:
-                raise ValueError(
-                    f"spherical harmonics of degree {ell} at {num_points} points "
-                    f"are ill-conditioned (cond {cond:.3g}); use more points"
-                )
-            pinvs.append(torch.linalg.pinv(block))
-        # rows grouped by degree (l-major); `order` maps them back to the requested order
-        by_degree = [[k for k, (e, _) in enumerate(rows) if e == ell] for ell in range(lmax + 1)]
+        pinvs = [torch.linalg.pinv(y[:, e * e : (e + 1) ** 2]) for e in range(lmax + 1)]
         for ell, m in rows:
             if abs(m) > ell or ell > lmax:
                 raise ValueError(f"row (l={ell}, m={m}) is not a valid coefficient for lmax={lmax}")
-        lmajor = [k for ks in by_degree for k in ks]
-        order = torch.empty(len(rows), dtype=torch.long)
-        order[torch.tensor(lmajor, dtype=torch.long)] = torch.arange(len(rows))
-        self.degrees = [ell for ell in range(lmax + 1) if by_degree[ell]]
-        self.counts = [len(by_degree[ell]) for ell in self.degrees]
-        self.register_buffer("order", order)
-        self.register_buffer(
-            "sh_index", torch.tensor([rows[k][0] ** 2 + rows[k][0] + rows[k][1] for k in lmajor])
-        )
+        size = (lmax + 1) ** 2
+        # pinv_all[p, j] = pinv_l(j)[j - l*l, p]: one matmul gives every block of D at once,
+        # plus cross-degree junk that `mask` (row degree == column degree) removes
+        pinv_all = torch.cat([pinvs[ell].T for ell in range(lmax + 1)], dim=1)  # [Np, S]
+        degree = torch.cat([torch.full((2 * ell + 1,), ell) for ell in range(lmax + 1)])
+        mask = (torch.tensor([e for e, _ in rows])[:, None] == degree[None, :]).to(torch.float64)
+        self.register_buffer("sh_index", torch.tensor([e * e + e + m for e, m in rows]))
         # float64 masters outside the buffers, so that model.float().double() loses nothing;
         # cast copies are cached per (dtype, device)
-        self._masters = {"points": points} | {
-            f"pinv_t_{ell}": pinvs[ell].T.contiguous() for ell in self.degrees
-        }
+        self._masters = {"points": points, "pinv_all": pinv_all, "mask": mask}
         self._cache: dict = {}
+        self.size = size
 
     def _const(self, name: str, like: torch.Tensor) -> torch.Tensor:
         key = (name, like.dtype, like.device)
@@ -186,16 +188,14 @@ class WignerFromPoints(nn.Module):
 
     def forward(self, rot: torch.Tensor) -> torch.Tensor:
         """Wigner-D rows for rotations ``rot`` [E, 3, 3] -> [E, K, (lmax+1)**2]."""
-        num_edges, size = rot.shape[0], (self.lmax + 1) ** 2
+        num_edges = rot.shape[0]
         rotated = torch.einsum("pj,eij->epi", self._const("points", rot), rot)  # R p, [E, Np, 3]
         sh = o3.spherical_harmonics(list(range(self.lmax + 1)), rotated, normalize=False)
-        sh = sh.index_select(2, self.sh_index).transpose(1, 2)  # [E, K, Np], l-major rows
-        blocks = []
-        for ell, rows_l in zip(self.degrees, sh.split(self.counts, dim=1), strict=True):
-            d_rows = rows_l @ self._const(f"pinv_t_{ell}", rot)  # [E, n_l, 2l+1]
-            blocks.append(nn.functional.pad(d_rows, (ell * ell, size - (ell + 1) ** 2)))
-        out = torch.cat(blocks, dim=1) if blocks else rot.new_zeros(num_edges, 0, size)
-        return out.index_select(1, self.order)
+        sh = sh.transpose(1, 2).index_select(1, self.sh_index)  # Y_k(R p), [E, K, Np]
+        d = (sh.reshape(-1, sh.shape[2]) @ self._const("pinv_all", rot)).view(
+            num_edges, sh.shape[1], self.size
+        )
+        return d * self._const("mask", rot)
 
 
 class SO2Convolution(nn.Module):
