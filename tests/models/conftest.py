@@ -105,9 +105,59 @@ def paper_loss(energy, forces, target_e, target_f, batch, num_molecules) -> torc
     return e_loss + f_loss
 
 
-def train_losses(model: torch.nn.Module, mols: MolBatch, steps: int = 15, lr: float = 3e-3):
-    """Full-batch Adam on ``mols`` with synthetic targets; returns the loss per step."""
-    target_e, target_f = synthetic_targets(mols)
+def demo_molecules(count: int = 24) -> tuple[MolBatch, torch.Tensor, torch.Tensor]:
+    """The first ``count`` neutral closed-shell samples of the embedded GFN2-xTB dataset.
+
+    Returns the batch (float32) and normalised targets as the trainer uses them:
+    energies referenced by a per-element least-squares fit on these molecules and
+    divided by their std, forces divided by the same std.
+    """
+    import h5py
+    import numpy as np
+
+    from pipeline.data.demo import demo_path
+
+    with h5py.File(demo_path(), "r") as f:
+        ok = np.flatnonzero((f["charge"][:200] == 0) & (f["spin"][:200] == 1))[:count]
+        ptr = f["ptr"][: ok[-1] + 2]
+        stop = int(ptr[-1])
+        z_all, pos_all = f["atomic_numbers"][:stop], f["positions"][:stop]
+        frc_all, energy = f["forces"][:stop], f["energy"][ok]
+    zs, pos, frc, batch = [], [], [], []
+    for i, m in enumerate(ok):
+        sl = slice(int(ptr[m]), int(ptr[m + 1]))
+        zs.append(z_all[sl])
+        pos.append(pos_all[sl])
+        frc.append(frc_all[sl])
+        batch.append(np.full(sl.stop - sl.start, i))
+    elements = np.unique(np.concatenate(zs))
+    design = np.stack([[np.sum(z == e) for e in elements] for z in zs]).astype(float)
+    coef, *_ = np.linalg.lstsq(design, energy, rcond=None)
+    referenced = energy - design @ coef
+    sigma = float(referenced.std())
+    mols = MolBatch(
+        torch.as_tensor(np.concatenate(zs).astype(np.int64)),
+        torch.as_tensor(np.concatenate(pos)),
+        torch.as_tensor(np.concatenate(batch)),
+        len(ok),
+    )
+    target_e = torch.as_tensor((referenced - referenced.mean()) / sigma, dtype=torch.float32)
+    target_f = torch.as_tensor(np.concatenate(frc) / sigma)
+    return mols, target_e, target_f
+
+
+def train_losses(
+    model: torch.nn.Module,
+    mols: MolBatch,
+    steps: int = 15,
+    lr: float = 3e-3,
+    targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+):
+    """Full-batch Adam on ``mols``; returns the loss per step.
+
+    ``targets`` (energies [M], forces [A, 3]) default to a synthetic pair potential.
+    """
+    target_e, target_f = synthetic_targets(mols) if targets is None else targets
     edge_index = mols.edges(model.cutoff, model.max_neighbors)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
@@ -138,6 +188,16 @@ def assert_finite_with_grads(model: torch.nn.Module, mols: MolBatch) -> None:
     for name, p in model.named_parameters():
         if p.grad is not None:
             assert torch.isfinite(p.grad).all(), name
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Model tests run single-threaded: on a shared 2-core machine, two intra-op threads
+    per process made the training tests 10x slower (measured: 64 s against 5 s)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture
