@@ -305,7 +305,11 @@ def generate_demo(
     )
     results: list[tuple[list[dict], Counter]] = []
     if n_workers > 1:
-        ctx = mp.get_context("spawn")
+        # fork where available: spawn children re-import the caller's __main__, which
+        # breaks when it is an unguarded script (a Snakemake ``script:``). The parent
+        # has started no threads here (tblite only runs in the workers).
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        ctx = mp.get_context(method)
         with ctx.Pool(n_workers, initializer=_init_worker) as pool:
             for k, res in enumerate(pool.imap(_label_molecule, tasks, chunksize=4)):
                 results.append(res)
