@@ -50,10 +50,11 @@ class _MCEGNNLayer(nn.Module):
         self.message = nn.Sequential(
             MLP([2 * width + vec_in + num_radial, width, width]), nn.SiLU()
         )
-        self.mixer = MLP([width, width, vec_in * vec_out])
-        w_x = self.mixer[-1]
-        w_x.bias = None  # W_x: R^w -> R^{E_in x E}, no bias (a bias would be a fixed mixing)
+        # W_x: R^w -> R^{E_in x E} without bias (a bias would mix channels independently
+        # of the message)
+        w_x = nn.Linear(width, vec_in * vec_out, bias=False)
         nn.init.normal_(w_x.weight, std=math.sqrt(min(width, vec_in * vec_out)) / width)
+        self.mixer = nn.Sequential(nn.Linear(width, width), nn.SiLU(), w_x)
         self.update = MLP([2 * width, width, width])
 
     def forward(self, h, vec, src, dst, radial, envelope):
