@@ -25,10 +25,12 @@ import logging
 import math
 from typing import Literal
 
+import numpy as np
 import torch
 from e3nn import o3
 from torch import nn
 
+from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope
 from pipeline.models.so3 import (
     EdgeGate,
     EquivariantRMSNorm,
@@ -40,33 +42,6 @@ from pipeline.models.so3 import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class _GaussianBasis(nn.Module):
-    """Gaussians of ``|r|`` centred on ``linspace(0, cutoff, n)``, width 2 spacings."""
-
-    def __init__(self, cutoff: float, num: int):
-        super().__init__()
-        self.register_buffer("centres", torch.linspace(0.0, cutoff, num))
-        spacing = cutoff / max(num - 1, 1)
-        self.coeff = -0.5 / (2.0 * spacing) ** 2
-
-    def forward(self, dist: torch.Tensor) -> torch.Tensor:
-        """``dist`` [E] (Angstrom) -> [E, num]."""
-        # exponent floored at -80 (exp > 1e-35): float32 subnormals would slow the matmuls
-        return torch.exp((self.coeff * (dist[:, None] - self.centres) ** 2).clamp(min=-80.0))
-
-
-def _polynomial_envelope(d_scaled: torch.Tensor, p: int = 5) -> torch.Tensor:
-    """Smooth cutoff ``1 - (p+1)(p+2)/2 d^p + p(p+2) d^(p+1) - p(p+1)/2 d^(p+2)``, 0 for d >= 1."""
-    d = d_scaled.clamp(max=1.0)
-    env = (
-        1.0
-        - (p + 1) * (p + 2) / 2 * d**p
-        + p * (p + 2) * d ** (p + 1)
-        - p * (p + 1) / 2 * d ** (p + 2)
-    )
-    return torch.where(d_scaled < 1.0, env, torch.zeros_like(env))
 
 
 class _RadialMLP(nn.Module):
@@ -158,8 +133,6 @@ class _GridFeedForward(nn.Module):
 
 def _gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss-Legendre nodes and weights on [-1, 1] (float64)."""
-    import numpy as np
-
     nodes, weights = np.polynomial.legendre.leggauss(n)
     return torch.from_numpy(nodes), torch.from_numpy(weights)
 
@@ -269,7 +242,8 @@ class ESEN(nn.Module):
     max_num_elements : int
         Size of the atomic-number embeddings (Z < max_num_elements).
     aggregation : {"mean", "sum"}
-        Mean over the neighbours of each atom (eq. 8) or a sum divided by
+        Mean over the neighbours of each atom (eq. 8; weighted by the cutoff
+        envelope, so it is continuous in the positions) or a sum divided by
         ``avg_num_neighbors``.
     avg_num_neighbors : float
         Normaliser of the "sum" aggregation.
@@ -349,7 +323,14 @@ class ESEN(nn.Module):
         rows = m_major_index(lmax, mmax)
         self.wigner = WignerFromPoints(lmax, rows)
         self.group_rows = [lmax + 1] + [2 * (lmax + 1 - m) for m in range(1, mmax + 1)]
-        self.distance_basis = _GaussianBasis(self.cutoff, num_distance_basis)
+        # Gaussians of width two spacings on [0, cutoff] (eSEN's radial expansion)
+        self.distance_basis = GaussianBasis(
+            num_distance_basis,
+            0.0,
+            self.cutoff,
+            width=2.0 * self.cutoff / max(num_distance_basis - 1, 1),
+        )
+        self.envelope = PolynomialEnvelope(self.cutoff)
         self.atom_embedding = nn.Embedding(max_num_elements, channels)
         self.source_embedding = nn.Embedding(max_num_elements, self.edge_channels)
         self.target_embedding = nn.Embedding(max_num_elements, self.edge_channels)
@@ -404,15 +385,17 @@ class ESEN(nn.Module):
         num_atoms = positions.shape[0]
         r_uv = positions.index_select(0, src) - positions.index_select(0, dst)  # [E, 3]
         dist = safe_norm(r_uv)  # [E]
-        envelope = _polynomial_envelope(dist / self.cutoff)  # [E]
+        envelope = self.envelope(dist)  # [E]
         # D(R_uv) rows per order group m = 0..mmax: [E, rows_g, S]; back: D^T x envelope
         wigner = self.wigner(edge_frames(r_uv)).split(self.group_rows, dim=1)
         wigner = [w.contiguous() for w in wigner]
         wigner_back = [(w * envelope[:, None, None]).transpose(1, 2).contiguous() for w in wigner]
 
         if self.aggregation == "mean":
+            # envelope-weighted mean (as blocks.weighted_mean): the soft neighbour count
+            # makes the mean continuous when a neighbour crosses the cutoff
             degree = torch.zeros(num_atoms, dtype=positions.dtype, device=positions.device)
-            degree.index_add_(0, dst, torch.ones_like(dist))
+            degree.index_add_(0, dst, envelope)
             agg_weight = 1.0 / degree.clamp(min=1.0)  # [A]
         else:
             agg_weight = positions.new_full((num_atoms,), 1.0 / self.avg_num_neighbors)
