@@ -34,6 +34,7 @@ from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope
 from pipeline.models.so3 import (
     EdgeGate,
     EquivariantRMSNorm,
+    Float64Constants,
     SO2Convolution,
     WignerFromPoints,
     edge_frames,
@@ -78,15 +79,15 @@ class _GateFeedForward(nn.Module):
 
     @staticmethod
     def _gate(h: torch.Tensor) -> torch.Tensor:
-        s = h[:, :1]
-        return torch.cat((nn.functional.silu(s), h[:, 1:] * torch.sigmoid(s)), dim=1)
+        s, rest = h.split([1, h.shape[1] - 1], dim=1)
+        return torch.cat((nn.functional.silu(s), rest * torch.sigmoid(s)), dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` [A, S, C] -> [A, S, C]."""
         return self.lin3(self._gate(self.lin2(self._gate(self.lin1(x)))))
 
 
-class _GridFeedForward(nn.Module):
+class _GridFeedForward(Float64Constants):
     """eSEN's atom-wise MLP ``C -> H -> H -> C`` (SiLU) applied pointwise on an S2 grid.
 
     Features are evaluated on a Gauss-Legendre (polar, about y) x uniform
@@ -107,10 +108,8 @@ class _GridFeedForward(nn.Module):
         ).reshape(-1, 3)
         w = (weights[:, None] * (2 * math.pi / n_azim)).expand(n_polar, n_azim).reshape(-1)
         y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False)  # [G, S]
-        # float64 masters (component normalisation: mean over the sphere of Y_i Y_j = delta_ij),
-        # cast copies cached per (dtype, device) so that float32 round trips lose nothing
-        self._masters = {"to_grid": y, "from_grid": (y * w[:, None] / (4 * math.pi)).T.contiguous()}
-        self._cache: dict = {}
+        # component normalisation: the mean over the sphere of Y_i Y_j is delta_ij
+        self.set_constants(to_grid=y, from_grid=(y * w[:, None] / (4 * math.pi)).T.contiguous())
         self.mlp = nn.Sequential(
             nn.Linear(channels, hidden, bias=False),
             nn.SiLU(),
@@ -121,14 +120,8 @@ class _GridFeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` [A, S, C] -> [A, S, C]."""
-        grid = torch.einsum("gs,asc->agc", self._const("to_grid", x), x)
-        return torch.einsum("sg,agc->asc", self._const("from_grid", x), self.mlp(grid))
-
-    def _const(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        key = (name, like.dtype, like.device)
-        if key not in self._cache:
-            self._cache[key] = self._masters[name].to(dtype=like.dtype, device=like.device)
-        return self._cache[key]
+        grid = torch.einsum("gs,asc->agc", self.const("to_grid", x), x)
+        return torch.einsum("sg,agc->asc", self.const("from_grid", x), self.mlp(grid))
 
 
 def _gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -117,13 +117,34 @@ def _fibonacci_sphere(n: int) -> torch.Tensor:
     return torch.stack((sin_t * torch.cos(phi), cos_t, sin_t * torch.sin(phi)), dim=-1)
 
 
+class Float64Constants(nn.Module):
+    """Module base keeping fixed float64 tables outside ``state_dict`` and ``.to()``.
+
+    Buffers follow ``model.float()``; a float32 round trip would then cost the
+    tables (Wigner pseudo-inverses, grids) their float64 precision and break exact
+    equivariance in float64. Tables set with :meth:`set_constants` stay float64
+    on the CPU, and :meth:`const` returns a copy cast to the dtype and device of a
+    given tensor, cached.
+    """
+
+    def set_constants(self, **tables: torch.Tensor) -> None:
+        self._masters = {k: v.to(torch.float64) for k, v in tables.items()}
+        self._cache: dict = {}
+
+    def const(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        key = (name, like.dtype, like.device)
+        if key not in self._cache:
+            self._cache[key] = self._masters[name].to(dtype=like.dtype, device=like.device)
+        return self._cache[key]
+
+
 def _conditions(lmax: int, num_points: int) -> list[float]:
     """Condition number of Y_l at the Fibonacci points, per degree l."""
     y = o3.spherical_harmonics(list(range(lmax + 1)), _fibonacci_sphere(num_points), False)
     return [torch.linalg.cond(y[:, e * e : (e + 1) ** 2]).item() for e in range(lmax + 1)]
 
 
-class WignerFromPoints(nn.Module):
+class WignerFromPoints(Float64Constants):
     """Rows of block-diagonal Wigner-D matrices ``D(R)`` for a batch of rotations.
 
     Parameters
@@ -174,28 +195,19 @@ class WignerFromPoints(nn.Module):
         degree = torch.cat([torch.full((2 * ell + 1,), ell) for ell in range(lmax + 1)])
         mask = (torch.tensor([e for e, _ in rows])[:, None] == degree[None, :]).to(torch.float64)
         self.register_buffer("sh_index", torch.tensor([e * e + e + m for e, m in rows]))
-        # float64 masters outside the buffers, so that model.float().double() loses nothing;
-        # cast copies are cached per (dtype, device)
-        self._masters = {"points": points, "pinv_all": pinv_all, "mask": mask}
-        self._cache: dict = {}
+        self.set_constants(points=points, pinv_all=pinv_all, mask=mask)
         self.size = size
-
-    def _const(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        key = (name, like.dtype, like.device)
-        if key not in self._cache:
-            self._cache[key] = self._masters[name].to(dtype=like.dtype, device=like.device)
-        return self._cache[key]
 
     def forward(self, rot: torch.Tensor) -> torch.Tensor:
         """Wigner-D rows for rotations ``rot`` [E, 3, 3] -> [E, K, (lmax+1)**2]."""
         num_edges = rot.shape[0]
-        rotated = torch.einsum("pj,eij->epi", self._const("points", rot), rot)  # R p, [E, Np, 3]
+        rotated = torch.einsum("pj,eij->epi", self.const("points", rot), rot)  # R p, [E, Np, 3]
         sh = o3.spherical_harmonics(list(range(self.lmax + 1)), rotated, normalize=False)
         sh = sh.transpose(1, 2).index_select(1, self.sh_index)  # Y_k(R p), [E, K, Np]
-        d = (sh.reshape(-1, sh.shape[2]) @ self._const("pinv_all", rot)).view(
+        d = (sh.reshape(-1, sh.shape[2]) @ self.const("pinv_all", rot)).view(
             num_edges, sh.shape[1], self.size
         )
-        return d * self._const("mask", rot)
+        return d * self.const("mask", rot)
 
 
 class SO2Convolution(nn.Module):
@@ -364,6 +376,7 @@ class EquivariantRMSNorm(nn.Module):
 
 __all__ = [
     "EdgeGate",
+    "Float64Constants",
     "EquivariantRMSNorm",
     "SO2Convolution",
     "WignerFromPoints",
