@@ -9,7 +9,9 @@ edges (the baseline, measured in the same run) and prints the ratios.
         python benchmarks/bench_esen.py --threads 2
 
 (glibc's malloc trimming made CPU step times erratic; set those variables for
-stable numbers.) For reference, issue 5 measured fairchem-core 2.24's eSEN
+stable numbers.) On a shared machine the wall time depends on the load, which
+is printed; the process CPU time per step is printed too and is the steadier
+number. For reference, issue 5 measured fairchem-core 2.24's eSEN
 backbone on this kind of machine, 2 threads: about 455 atoms/s at lmax 4 and
 1,360 atoms/s at lmax 2 (C 4, hidden 32, 12 layers); that is another run, so
 compare with care.
@@ -54,18 +56,20 @@ def organic_batch(num_molecules: int, seed: int):
     return torch.cat(zs), torch.cat(pos), torch.cat(batch)
 
 
-def time_step(model, z, pos, edges, batch, m, repeats: int) -> list[float]:
-    times = []
+def time_step(model, z, pos, edges, batch, m, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU seconds of forward+backward, after one warm-up step."""
+    times, cpu = [], []
     for _ in range(repeats + 1):  # the first is warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         energy, forces = model(z, pos, edges, batch, m)
         loss = energy.abs().mean() + forces.norm(dim=1).mean()
         loss.backward()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         del energy, forces, loss
         model.zero_grad(set_to_none=True)
         gc.collect()
-    return times[1:]
+    return times[1:], cpu[1:]
 
 
 def main() -> None:
@@ -112,12 +116,13 @@ def main() -> None:
             if lmax == 4
             else build("esen", channels=4, lmax=lmax, mmax=2, num_layers=args.layers)
         )
-        times = time_step(model, z, pos, edges, batch, args.molecules, args.repeats)
-        med = statistics.median(times)
+        times, cpu = time_step(model, z, pos, edges, batch, args.molecules, args.repeats)
+        med, med_cpu = statistics.median(times), statistics.median(cpu)
         results[lmax] = med
         print(
             f"lmax {lmax}: C 4, hidden 32, {args.layers} layers, {num_params(model):,} params: "
-            f"fwd+bwd median {med:.3f} s (min {min(times):.3f}), {len(z) / med:,.0f} atoms/s"
+            f"fwd+bwd median {med:.3f} s wall (min {min(times):.3f}), {len(z) / med:,.0f} atoms/s; "
+            f"process CPU {med_cpu:.3f} s ({len(z) / med_cpu:,.0f} atoms per CPU-second)"
         )
     print(f"ratio lmax4/lmax2 step time: {results[4] / results[2]:.2f}")
     print(f"load average now {os.getloadavg()[0]:.1f} (absolute times scale with it)")
