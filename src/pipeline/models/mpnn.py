@@ -185,8 +185,13 @@ class MPNN(nn.Module):
         )  # [E, w]
 
         h = self.embedding(atomic_numbers)  # [A, w]
+        w = self.width
         for lin in self.message_lins:
-            message = self.act(lin(torch.cat([h[src], h[dst]], dim=-1))) * edge  # [E, w]
+            # lin([h_u | h_v]) = W_u h_u + W_v h_v + b: project atoms, then gather to edges,
+            # the same map with E/A (about 17 at 30 neighbours) times fewer multiply-adds.
+            from_u = nn.functional.linear(h, lin.weight[:, :w])  # [A, w]
+            to_v = nn.functional.linear(h, lin.weight[:, w:], lin.bias)  # [A, w]
+            message = self.act(from_u[src] + to_v[dst]) * edge  # [E, w]
             h = h + weighted_mean(message, envelope, dst, n_atoms)  # [A, w]
 
         atom_energy = self.energy_head(h).squeeze(-1)  # [A]
