@@ -38,8 +38,22 @@ def model_class(name: str) -> type[nn.Module]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+# The ladder coordinate that configs call ``width`` is the embedding width for most
+# families; eSEN's ladder (Table 5) is in channels C, its width being (lmax + 1)^2 C.
+WIDTH_KEYWORD: dict[str, str] = {"esen": "channels"}
+
+
 def build(name: str, **hparams) -> nn.Module:
-    """Instantiate the model ``name`` with keyword hyperparameters."""
+    """Instantiate the model ``name`` with keyword hyperparameters.
+
+    ``width`` is the family's ladder coordinate (Tables 3-6): it is passed on as
+    ``channels`` for eSEN (``WIDTH_KEYWORD``) and as ``width`` otherwise.
+    """
+    keyword = WIDTH_KEYWORD.get(name)
+    if keyword is not None and "width" in hparams:
+        if keyword in hparams:
+            raise ValueError(f"{name}: give either width or {keyword}, not both")
+        hparams[keyword] = hparams.pop("width")
     return model_class(name)(**hparams)
 
 
