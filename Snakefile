@@ -1,8 +1,9 @@
 """NNIP scaling-law study: extract -> train -> kappa -> frontier -> fit -> report.
 
-    snakemake --cores all                        # the default study (results/table1.csv, fig1)
-    snakemake --cores all results/table1.csv     # one target by file name
-    snakemake --profile slurm results/table1.csv # on a SLURM cluster
+snakemake --cores all                        # the main job: results/table1.csv, fig1
+snakemake --cores all all                    # every table and figure, results/report.md
+snakemake --cores all results/table1.csv     # one target by file name
+snakemake --profile slurm results/table1.csv # on a SLURM cluster
 """
 
 
@@ -12,15 +13,22 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/variants.smk"
 include: "workflow/rules/kappa.smk"
 include: "workflow/rules/frontier.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/report.smk"
 
 
-rule all:
+rule main:
     default_target: True
     input:
         f"{RESULTS}/table1.csv",
         f"{RESULTS}/figures/fig1.pdf",
+        f"{RESULTS}/kappa.csv",
+
+
+rule all:
+    input:
+        f"{RESULTS}/report.md",
         f"{RESULTS}/kappa.csv",

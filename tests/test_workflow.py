@@ -20,7 +20,10 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 def _snakemake(*args, cwd=ROOT, timeout=600):
     result = subprocess.run(
         [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     return result
 
@@ -55,8 +58,11 @@ def test_default_dag_has_every_stage():
 
 def test_bad_config_stops_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"archs": {"mpnn": {"widths": [-8], "base_width": 8,
-                                                     "lr": 0.01, "batch_size": 4}}}))
+    bad.write_text(
+        yaml.safe_dump(
+            {"archs": {"mpnn": {"widths": [-8], "base_width": 8, "lr": 0.01, "batch_size": 4}}}
+        )
+    )
     result = _snakemake("-n", "--configfile", str(bad))
     assert result.returncode != 0
     output = result.stdout + result.stderr

@@ -34,12 +34,18 @@ def check_config(config: dict, schema_path: str | Path) -> None:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if not errors:
         _check_consistency(config)
+        _check_variants(config, schema)
         return
     error = jsonschema.exceptions.best_match(errors)
+    _raise_for(error)
+
+
+def _raise_for(error: jsonschema.ValidationError, prefix: str = "") -> None:
+    where = ".".join(part for part in (prefix, _key_path(error)) if part and part != "<top level>")
+    where = where or "<top level>"
     if error.validator == "additionalProperties":
-        where = _key_path(error)
         raise ConfigError(f"config: unknown key in '{where}': {error.message}")
-    raise ConfigError(f"config key '{_key_path(error)}': {error.message}")
+    raise ConfigError(f"config key '{where}': {error.message}")
 
 
 def _check_consistency(config: dict) -> None:
@@ -56,3 +62,107 @@ def _check_consistency(config: dict) -> None:
         raise ConfigError(
             f"config key 'data.path': source {config['data']['source']!r} needs a path"
         )
+
+
+def _check_variants(config: dict, schema: dict) -> None:
+    """Each expanded variant's merged train, data and arch sections obey the schema."""
+    sections = {
+        "train": schema["properties"]["train"],
+        "data": schema["properties"]["data"],
+        "arch_settings": {
+            **schema["$defs"]["arch"],
+            "required": ["base_width", "lr", "batch_size"],
+        },
+    }
+    for name, variant in expand_variants(config).items():
+        for key, subschema in sections.items():
+            validator = jsonschema.Draft202012Validator({**subschema, "$defs": schema["$defs"]})
+            error = jsonschema.exceptions.best_match(validator.iter_errors(variant[key]))
+            if error is not None:
+                _raise_for(error, prefix=f"variants.{name.split('-')[0]}.{key}")
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Recursive dict merge: ``override`` wins, nested dicts merge."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def expand_variants(config: dict) -> dict[str, dict]:
+    """Every variant of the train rule, with its sweep expanded, fully specified.
+
+    A ``variants.<name>`` entry names an ``arch`` and overrides the ``archs.<arch>``
+    section (``arch_settings``, merged recursively, so ``hparams`` merge too), the
+    ``train`` and ``data`` sections, the ``widths`` and the ``fractions``. A ``sweep``
+    (a list of ``arch_settings`` overrides, each with an optional ``width``) expands
+    into one variant per entry, named ``<name>-<key><value>...``.
+
+    Returns
+    -------
+    dict
+        {variant name: {"arch", "widths", "fractions", "arch_settings", "train",
+        "data", "own_data"}}; ``own_data`` is True when the variant changes the data
+        section, so that it gets its own extraction.
+    """
+    variants = {}
+    for name, spec in (config.get("variants") or {}).items():
+        arch = spec["arch"]
+        base_arch = config["archs"].get(arch, {})
+        settings = _merge(base_arch, spec.get("arch_settings", {}))
+        settings.pop("widths", None)
+        missing = [k for k in ("base_width", "lr", "batch_size") if k not in settings]
+        if missing:
+            raise ConfigError(
+                f"config key 'variants.{name}.arch_settings': arch {arch!r} is not in 'archs', "
+                f"so the variant must set {missing}"
+            )
+        widths = spec.get("widths") or base_arch.get("widths")
+        if not widths:
+            raise ConfigError(f"config key 'variants.{name}.widths': needed for arch {arch!r}")
+        common = {
+            "arch": arch,
+            "fractions": spec.get("fractions") or config["fractions"],
+            "train": _merge(config["train"], spec.get("train", {})),
+            "data": _merge(config["data"], spec.get("data", {})),
+            "own_data": bool(spec.get("data")),
+        }
+        for entry in spec.get("sweep") or [{}]:
+            entry = dict(entry)
+            entry_width = entry.pop("width", None)
+            suffix = "".join(
+                f"-{_short(key)}{_label(value)}" for key, value in _flatten(entry).items()
+            )
+            if entry_width is not None:
+                suffix += f"-w{entry_width}"
+            variants[name + suffix] = {
+                **common,
+                "widths": [entry_width] if entry_width is not None else list(widths),
+                "arch_settings": _merge(settings, entry),
+            }
+    return variants
+
+
+_SHORT = {"batch_size": "bs", "lr": "lr", "num_layers": "depth", "vector_channels": "E"}
+
+
+def _short(key: str) -> str:
+    return _SHORT.get(key.rsplit(".", 1)[-1], key.rsplit(".", 1)[-1])
+
+
+def _flatten(entry: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in entry.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

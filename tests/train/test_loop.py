@@ -42,8 +42,14 @@ def _settings(**overrides) -> dict:
 
 def _run(data, fraction_dirs, width=16, **overrides):
     train_job(
-        data / "train.h5", data / "val.h5", data / "stats.json", "mpnn", ARCH, width,
-        fraction_dirs, _settings(**overrides),
+        data / "train.h5",
+        data / "val.h5",
+        data / "stats.json",
+        "mpnn",
+        ARCH,
+        width,
+        fraction_dirs,
+        _settings(**overrides),
     )
 
 
@@ -57,8 +63,16 @@ def test_run_writes_curve_meta_and_model(tiny_dataset, tmp_path):
     curve = pd.read_csv(out / "curve.csv")
     meta = json.loads((out / "meta.json").read_text())
     assert list(curve.columns[:10]) == [
-        "step", "epoch", "molecules_seen", "atoms_seen", "train_seconds", "eval_seconds",
-        "val_loss", "val_energy_loss", "val_force_loss", "val_energy_mae_mev_per_atom",
+        "step",
+        "epoch",
+        "molecules_seen",
+        "atoms_seen",
+        "train_seconds",
+        "eval_seconds",
+        "val_loss",
+        "val_energy_loss",
+        "val_force_loss",
+        "val_energy_mae_mev_per_atom",
     ]
     assert curve["atoms_seen"].is_monotonic_increasing
     assert curve["train_seconds"].is_monotonic_increasing
@@ -94,8 +108,12 @@ def test_shared_run_equals_separate_fraction_runs(tiny_dataset, tmp_path):
 
 def test_shared_run_needs_one_epoch(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="epochs 1"):
-        _run(tiny_dataset, {0.5: tmp_path / "a", 1.0: tmp_path / "b"},
-             shared_fraction_run=True, epochs=2)
+        _run(
+            tiny_dataset,
+            {0.5: tmp_path / "a", 1.0: tmp_path / "b"},
+            shared_fraction_run=True,
+            epochs=2,
+        )
 
 
 _CHILD = textwrap.dedent(
@@ -122,7 +140,9 @@ def test_killed_run_resumes_to_the_same_result(tiny_dataset, tmp_path):
     killed = tmp_path / "killed"
     child = subprocess.Popen(
         [sys.executable, str(script), str(tiny_dataset), str(killed)],
-        stderr=subprocess.PIPE, text=True, env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     evaluations = 0
     for line in child.stderr:  # wait until training is under way
@@ -137,7 +157,10 @@ def test_killed_run_resumes_to_the_same_result(tiny_dataset, tmp_path):
 
     resumed = subprocess.run(
         [sys.executable, str(script), str(tiny_dataset), str(killed)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stderr
@@ -145,7 +168,10 @@ def test_killed_run_resumes_to_the_same_result(tiny_dataset, tmp_path):
     straight = tmp_path / "straight"
     subprocess.run(
         [sys.executable, str(script), str(tiny_dataset), str(straight)],
-        check=True, capture_output=True, env=env, timeout=300,
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=300,
     )
     a, b = _state(killed / "model.pt"), _state(straight / "model.pt")
     assert all(torch.equal(a[name], b[name]) for name in a)
@@ -158,8 +184,13 @@ def test_killed_run_resumes_to_the_same_result(tiny_dataset, tmp_path):
 
 def _trainer(data, out, **overrides):
     return Trainer(
-        data / "train.h5", data / "val.h5", data / "stats.json",
-        ArchSettings.from_config("mpnn", ARCH), 16, {1.0: out}, TrainSettings(**_settings(**overrides)),
+        data / "train.h5",
+        data / "val.h5",
+        data / "stats.json",
+        ArchSettings.from_config("mpnn", ARCH),
+        16,
+        {1.0: out},
+        TrainSettings(**_settings(**overrides)),
     )
 
 

@@ -39,9 +39,7 @@ def test_batch_sums_add_up_across_batches():
     assert (first.force_sum + second.force_sum).item() == pytest.approx(whole.force_sum.item())
 
 
-@pytest.mark.parametrize(
-    ("width", "expected"), [(32, 2e-2), (64, 1e-2), (8, 8e-2), (128, 5e-3)]
-)
+@pytest.mark.parametrize(("width", "expected"), [(32, 2e-2), (64, 1e-2), (8, 8e-2), (128, 5e-3)])
 def test_mup_learning_rate(width, expected):
     assert mup_learning_rate(2e-2, 32, width) == pytest.approx(expected)
 

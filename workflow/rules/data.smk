@@ -6,6 +6,8 @@ rule extract:
         summary=f"{RESULTS}/data/summary.json",
     log:
         f"{RESULTS}/logs/extract.log",
+    conda:
+        "../../environment.yml"
     threads: 2
     params:
         data=config["data"],

@@ -7,6 +7,8 @@ rule fit:
         f"{RESULTS}/fits/{{arch}}.json",
     log:
         f"{RESULTS}/logs/fit/{{arch}}.log",
+    conda:
+        "../../environment.yml"
     threads: 2
     params:
         fit=config["fit"],

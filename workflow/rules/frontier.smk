@@ -8,6 +8,8 @@ rule frontier:
         hours=f"{RESULTS}/frontier/{{arch}}_hours.csv",
     log:
         f"{RESULTS}/logs/frontier/{{arch}}.log",
+    conda:
+        "../../environment.yml"
     params:
         fit=config["fit"],
     script:

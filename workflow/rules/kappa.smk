@@ -6,6 +6,8 @@ rule kappa:
         points=f"{RESULTS}/kappa/{{arch}}_points.csv",
     log:
         f"{RESULTS}/logs/kappa/{{arch}}.log",
+    conda:
+        "../../environment.yml"
     params:
         arch=lambda wildcards: config["archs"][wildcards.arch],
         kappa=config["kappa"],
@@ -20,5 +22,7 @@ rule kappa_table:
         f"{RESULTS}/kappa.csv",
     log:
         f"{RESULTS}/logs/kappa_table.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/concat_csv.py"

@@ -11,6 +11,8 @@ rule train:
         f"{RESULTS}/logs/train/{{arch}}/{{width}}/{{fraction}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{arch}}/{{width}}/{{fraction}}.tsv"
+    conda:
+        "../../environment.yml"
     threads: config["train"]["threads"]
     resources:
         slurm_partition=config["slurm"]["partition"],
