@@ -241,3 +241,13 @@ def test_bad_input_errors_name_label_and_problem():
         fit_sum_law(np.full(10, 1e6), d[:10], ll[:10])
     with pytest.raises(ValueError, match="non-positive 'loss'"):
         fit_sum_law(n, d, -ll)
+
+
+def test_overflowing_bootstrap_parameters_are_counted():
+    rng = np.random.default_rng(0)
+    n = np.repeat([1e5, 3e5, 1e6, 3e6], 3)
+    d = np.tile([2e7, 5e7, 1e8], 4)
+    loss = np.exp(rng.normal(0.0, 0.05, 12))  # no trend at all
+    r = fit_sum_law(n, d, loss, n_boot=100, seed=0, return_samples=True)
+    assert len(r["samples"]["A"]) + r["n_boot_failed"] == 100
+    assert np.all(np.isfinite(r["samples"]["A"])) and np.all(np.isfinite(r["samples"]["B"]))

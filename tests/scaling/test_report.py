@@ -116,3 +116,11 @@ def test_fit_arch_rejects_mixed_archs(tmp_path):
     b = write_synthetic_runs(tmp_path, "b", n_params=(1e5, 1e6), fractions=(0.5, 1.0))
     with pytest.raises(ValueError, match="2 \\(arch, variant\\) groups"):
         fit_arch(load_curves(a + b), 2.0, n_boot=0)
+
+
+def test_eq7_without_positive_exponents_is_a_clear_error():
+    from pipeline.scaling.report import eq7_with_intervals
+
+    flat = {"A": 1.0, "B": 1.0, "alpha": -0.03, "beta": 0.1, "samples": {}}
+    with pytest.raises(ValueError, match="mpnn: eq. 5 fit .*alpha = -0.03.* no compute-optimal"):
+        eq7_with_intervals(flat, 2.0, "mpnn")

@@ -38,6 +38,7 @@ REDUCTION = "sum"
 _CHUNK_ELEMENTS = 1_500_000
 
 SUM_LAW_PARAMS = ("E", "A", "B", "alpha", "beta")
+_LOG_MAX = 700.0  # exp(700) ~ 1e304: larger log-space values overflow float64
 
 
 # --------------------------------------------------------------------------- inputs
@@ -108,6 +109,7 @@ class _PowerLaw:
     """log L = f - gamma * x, x = log C; params [f, gamma]."""
 
     n_par = 2
+    log_cols = [0]
 
     def __init__(self, x: np.ndarray, y: np.ndarray, delta: float):
         self.x, self.y, self.delta = x, y, delta
@@ -139,6 +141,7 @@ class _SumLaw:
         self.log_n, self.log_d, self.y, self.delta = log_n, log_d, y, delta
         self.free_e = free_e
         self.n_par = 5 if free_e else 4
+        self.log_cols = [0, 1, 4] if free_e else [0, 1]
 
     def _terms(self, theta):
         t1 = theta[:, 0:1] - theta[:, 2:3] * self.log_n[None, :]
@@ -241,6 +244,11 @@ def _fit_with_bootstrap(
         raise ValueError(f"{_prefix(label)}{what}: no start of the grid converged ({reasons})")
     best = int(np.flatnonzero(conv)[np.argmin(f[conv])])
     theta = x[best]
+    if np.any(theta[law.log_cols] >= _LOG_MAX):
+        raise ValueError(
+            f"{_prefix(label)}{what}: the best fit runs away (log-space parameters "
+            f"{np.round(theta, 3).tolist()}); the data show no usable power law"
+        )
     logger.debug(
         "%s%s: %d/%d starts converged, best objective %.6g",
         _prefix(label),
@@ -274,7 +282,13 @@ def _fit_with_bootstrap(
         if n_nonconv:
             failures["no start converged"] = n_nonconv
         pick = np.argmin(bf, axis=1)
-        samples = bx[np.arange(nb), pick][ok]
+        chosen = bx[np.arange(nb), pick]
+        # log-space parameters whose exp overflows (a runaway direction of a resample)
+        finite = np.all(chosen[:, law.log_cols] < _LOG_MAX, axis=1)
+        n_overflow = int(np.sum(ok & ~finite))
+        if n_overflow:
+            failures["parameter overflow (log-space value > 700)"] = n_overflow
+        samples = chosen[ok & finite]
     n_failed = int(sum(failures.values()))
     if n_failed:
         logger.warning(

@@ -53,7 +53,7 @@ def _n_invalid(fit: dict) -> int:
     return len(fit["samples"]["alpha"]) - int(_samples(fit)["alpha"].size)
 
 
-def eq7_with_intervals(sum_fit: dict, kappa: float) -> dict:
+def eq7_with_intervals(sum_fit: dict, kappa: float, label: str | None = None) -> dict:
     """Eq. (7) from an eq. (5) fit, with 95 % intervals over its bootstrap samples.
 
     Parameters
@@ -62,13 +62,28 @@ def eq7_with_intervals(sum_fit: dict, kappa: float) -> dict:
         :func:`fit_sum_law` output with ``samples``.
     kappa : float
         Forward FLOPs per parameter per atom.
+    label : str, optional
+        Name put in the error message.
 
     Returns
     -------
     dict
         ``G, a, b, gamma_c, F_c`` (F_c for C in PFLOPs), ``ci`` for each, ``kappa``.
+
+    Raises
+    ------
+    ValueError
+        The fitted exponents are not positive (no compute-optimal allocation exists).
     """
-    point = compute_optimal(sum_fit["A"], sum_fit["B"], sum_fit["alpha"], sum_fit["beta"], kappa)
+    try:
+        point = compute_optimal(
+            sum_fit["A"], sum_fit["B"], sum_fit["alpha"], sum_fit["beta"], kappa
+        )
+    except ValueError as err:
+        raise ValueError(
+            f"{label or 'eq. 7'}: eq. 5 fit (alpha = {sum_fit['alpha']:.4g}, "
+            f"beta = {sum_fit['beta']:.4g}) gives no compute-optimal law: {err}"
+        ) from err
     s = _samples(sum_fit)
     samp = compute_optimal(s["A"], s["B"], s["alpha"], s["beta"], kappa) if s["A"].size else None
     out = {k: point[k] for k in EQ7_KEYS}
@@ -252,7 +267,7 @@ def fit_arch(
     }  # fmt: skip
     res = _run_tasks(tasks, n_jobs)
     eq5_used = res["eq5_free"] if used == "free" else res["eq5_e_zero"]
-    eq7 = eq7_with_intervals(eq5_used, kappa)
+    eq7 = eq7_with_intervals(eq5_used, kappa, label)
     extrap = {"eq4_flops": res["holdout_eq4"], "eq5": res["holdout_eq5"]}
     eq4_f, eq4_h, eq5_free, eq5_e0 = (
         res[k] for k in ("eq4_flops", "eq4_hours", "eq5_free", "eq5_e_zero")
