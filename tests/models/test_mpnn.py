@@ -129,3 +129,17 @@ def test_rejects_unknown_element(molecules):
     model = _small(num_elements=5)
     with pytest.raises(ValueError, match="num_elements"):
         molecules.run(model)
+
+
+def test_absolute_positions_ablation_breaks_translation_invariance(molecules):
+    """Appendix J: fed absolute positions, the MPNN is no longer translation invariant."""
+    torch.manual_seed(0)
+    relative = _small()
+    torch.manual_seed(0)
+    absolute = _small(translation_invariant=False)
+    assert num_params(absolute) == num_params(relative)
+    energy, forces = molecules.run(absolute)
+    shift = torch.tensor([3.7, -12.0, 0.4], dtype=torch.float64)
+    e_t, f_t = molecules.run(absolute, molecules.pos + shift)
+    assert rel_err(e_t, energy) > 1e-4
+    assert rel_err(f_t, forces) > 1e-4

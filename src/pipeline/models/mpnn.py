@@ -77,6 +77,10 @@ class MPNN(nn.Module):
         First Gaussian centre in Angstrom. Default 0.0.
     envelope_exponent : int
         Exponent p of the polynomial cutoff envelope. Default 5.
+    translation_invariant : bool
+        True (the paper's MPNN): the direction features are ``r_uv``. False: the
+        translation-invariance ablation of appendix J (figure 15), which feeds the
+        neighbour's absolute position ``x_u`` instead; same parameter count.
     """
 
     properties = dict(characteristic="unconstrained", tensor_order="-", body_order=2)
@@ -92,6 +96,7 @@ class MPNN(nn.Module):
         num_radial: int = 136,
         radial_start: float = 0.0,
         envelope_exponent: int = 5,
+        translation_invariant: bool = True,
     ):
         super().__init__()
         if width < 2:
@@ -106,6 +111,7 @@ class MPNN(nn.Module):
         self.max_neighbors = int(max_neighbors)
         self.num_elements = num_elements
         self.radial = radial
+        self.translation_invariant = bool(translation_invariant)
 
         self.embedding = nn.Embedding(num_elements, width)
         if radial == "gaussian":
@@ -180,8 +186,9 @@ class MPNN(nn.Module):
         dist = torch.linalg.vector_norm(r_uv, dim=-1)  # [E]
         envelope = self.envelope(dist)  # [E]
         radial = self.radial_basis(dist.unsqueeze(-1) if self.radial == "raw" else dist)
+        direction = r_uv if self.translation_invariant else positions[src]  # [E, 3]
         edge = self.act(
-            torch.cat([self.direction_lin(r_uv), self.radial_lin(radial)], dim=-1)
+            torch.cat([self.direction_lin(direction), self.radial_lin(radial)], dim=-1)
         )  # [E, w]
 
         h = self.embedding(atomic_numbers)  # [A, w]
