@@ -216,6 +216,27 @@ def test_training_jobs_run_on_a100_with_one_gpu(slurm, tmp_path):
         assert meta["device"], "meta.json records no device"
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_partition_slurm_refuses_fails_with_sbatch_message(slurm, tmp_path):
+    """A value SLURM refuses ends the run with sbatch's own message, not a hang."""
+    configfile = _study_config(tmp_path, widths=[4], train={"epochs": 1, "max_steps": 5})
+    target = tmp_path / f"results/runs/{ARCH}/4/1/curve.csv"
+    result = subprocess.run(
+        _snakemake_cmd(
+            tmp_path, configfile, str(target),
+            "--set-resources", "train:slurm_partition=no_such_partition", "--retries", "0",
+            kill_after=300,
+        ),
+        cwd=ROOT, capture_output=True, text=True, env=_env(),
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode not in (0, -9, 137), output[-3000:]  # failed, not killed
+    assert "SLURM sbatch failed" in output, output[-3000:]
+    assert "invalid partition specified: no_such_partition" in output, output[-3000:]
+    assert not _submissions(output)
+
+
 def _start_long_training(tmp_path: Path, runtime: int, extra: str | None = None):
     """Start a one-job study whose training would last many minutes.
 
