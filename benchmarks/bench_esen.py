@@ -16,10 +16,10 @@ from the heap and are reused) and ``MALLOC_TRIM_THRESHOLD_=1e11`` unless
 with ``MALLOC_MMAP_THRESHOLD_=1000000 MALLOC_TRIM_THRESHOLD_=100000000``.
 
 On a shared machine the wall time depends on the load, which is printed; the
-process CPU time per step is printed too and is the steadier number. For reference, issue 5 measured fairchem-core 2.24's eSEN
-backbone on this kind of machine, 2 threads: about 455 atoms/s at lmax 4 and
-1,360 atoms/s at lmax 2 (C 4, hidden 32, 12 layers); that is another run, so
-compare with care.
+process CPU time per step is printed too and is the steadier number. For
+reference, issue 5 measured fairchem-core 2.24's eSEN backbone on this kind of
+machine, 2 threads: about 455 atoms/s at lmax 4 and 1,360 atoms/s at lmax 2
+(C 4, hidden 32, 12 layers); that is another run, so compare with care.
 """
 
 from __future__ import annotations
