@@ -45,7 +45,7 @@ fi
 if command -v sinfo >/dev/null 2>&1 && timeout 10 sinfo -h -p a100 -o %P 2>/dev/null | grep -q a100; then
     log "a SLURM with partition a100 already answers; starting nothing"
     mkdir -p "$STATE_DIR"
-    : >"$STATE_DIR/pids"
+    touch "$STATE_DIR/pids" # keep the PIDs of an earlier start for slurm-down.sh
     exit 0
 fi
 
