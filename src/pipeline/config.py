@@ -50,12 +50,15 @@ def _raise_for(error: jsonschema.ValidationError, prefix: str = "") -> None:
 
 def _check_consistency(config: dict) -> None:
     """Cross-key rules a JSON schema cannot express."""
-    train = config.get("train", {})
-    if train.get("shared_fraction_run") and train.get("epochs", 1) != 1:
-        raise ConfigError(
-            "config key 'train.shared_fraction_run': needs train.epochs 1 (a multi-pass run "
-            "over fraction 1.0 does not pass through a smaller fraction's final state)"
-        )
+    sections = {"train": config.get("train", {})}
+    for arch, section in config.get("archs", {}).items():
+        sections[f"archs.{arch}.train"] = merge_config(sections["train"], section.get("train", {}))
+    for where, train in sections.items():
+        if train.get("shared_fraction_run") and train.get("epochs", 1) != 1:
+            raise ConfigError(
+                f"config key '{where}.shared_fraction_run': needs epochs 1 (a multi-pass run "
+                "over fraction 1.0 does not pass through a smaller fraction's final state)"
+            )
     if config.get("data", {}).get("source") in ("omol25", "extxyz") and not config["data"].get(
         "path"
     ):
@@ -74,6 +77,14 @@ def _check_variants(config: dict, schema: dict) -> None:
             "required": ["base_width", "lr", "batch_size"],
         },
     }
+    train_schema = jsonschema.Draft202012Validator(
+        {**sections["train"], "$defs": schema["$defs"]}
+    )
+    for arch, section in config["archs"].items():
+        merged = merge_config(config["train"], section.get("train", {}))
+        error = jsonschema.exceptions.best_match(train_schema.iter_errors(merged))
+        if error is not None:
+            _raise_for(error, prefix=f"archs.{arch}.train")
     for name, variant in expand_variants(config).items():
         for key, subschema in sections.items():
             validator = jsonschema.Draft202012Validator({**subschema, "$defs": schema["$defs"]})
@@ -82,12 +93,12 @@ def _check_variants(config: dict, schema: dict) -> None:
                 _raise_for(error, prefix=f"variants.{name.split('-')[0]}.{key}")
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge_config(base: dict, override: dict) -> dict:
     """Recursive dict merge: ``override`` wins, nested dicts merge."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_config(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -117,8 +128,9 @@ def expand_variants(config: dict) -> dict[str, dict]:
     for name, spec in (config.get("variants") or {}).items():
         arch = spec["arch"]
         base_arch = config["archs"].get(arch, {})
-        settings = _merge(base_arch, spec.get("arch_settings", {}))
-        settings.pop("widths", None)
+        settings = merge_config(base_arch, spec.get("arch_settings", {}))
+        for key in ("widths", "fractions", "train", "paper_n_params"):
+            settings.pop(key, None)
         missing = [k for k in ("base_width", "lr", "batch_size") if k not in settings]
         if missing:
             raise ConfigError(
@@ -130,9 +142,11 @@ def expand_variants(config: dict) -> dict[str, dict]:
             raise ConfigError(f"config key 'variants.{name}.widths': needed for arch {arch!r}")
         common = {
             "arch": arch,
-            "fractions": spec.get("fractions") or config["fractions"],
-            "train": _merge(config["train"], spec.get("train", {})),
-            "data": _merge(config["data"], spec.get("data", {})),
+            "fractions": spec.get("fractions") or base_arch.get("fractions") or config["fractions"],
+            "train": merge_config(
+                merge_config(config["train"], base_arch.get("train", {})), spec.get("train", {})
+            ),
+            "data": merge_config(config["data"], spec.get("data", {})),
             "own_data": bool(spec.get("data")),
         }
         for entry in spec.get("sweep") or [{}]:
@@ -146,7 +160,7 @@ def expand_variants(config: dict) -> dict[str, dict]:
             variants[name + suffix] = {
                 **common,
                 "widths": [entry_width] if entry_width is not None else list(widths),
-                "arch_settings": _merge(settings, entry),
+                "arch_settings": merge_config(settings, entry),
             }
     return variants
 

@@ -7,7 +7,7 @@ sys.path.insert(
     0, str(Path(workflow.basedir) / "src")
 )  # a checkout without pip install -e
 
-from pipeline.config import check_config, expand_variants  # noqa: E402
+from pipeline.config import check_config, expand_variants, merge_config  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 check_config(config, SCHEMA)  # one line naming the bad key, before any job
@@ -34,13 +34,23 @@ wildcard_constraints:
 
 
 def arch_params(wildcards):
-    """The arch's config section without its ladder, so a new width reruns only itself."""
+    """The arch's model and optimizer settings: not its ladder, fractions or resources,
+    so that a new width or fraction reruns only its own jobs."""
     section = config["archs"][wildcards.arch]
-    return {
-        key: value
-        for key, value in section.items()
-        if key not in ("widths", "resources")
-    }
+    return {key: section[key] for key in ("base_width", "lr", "batch_size", "hparams")}
+
+
+def arch_train(arch):
+    """The train section with the arch's own overrides (e.g. fewer passes for a slow family)."""
+    return merge_config(config["train"], config["archs"][arch].get("train", {}))
+
+
+def arch_fractions(arch):
+    return [fraction_label(r) for r in config["archs"][arch].get("fractions") or config["fractions"]]
+
+
+SHARED_ARCHS = [arch for arch in ARCHS if arch_train(arch)["shared_fraction_run"]]
+SINGLE_ARCHS = [arch for arch in ARCHS if arch not in SHARED_ARCHS]
 
 
 def arch_resource(key):
@@ -51,7 +61,7 @@ def run_dirs(arch):
     return [
         f"{RESULTS}/runs/{arch}/{width}/{fraction}"
         for width in config["archs"][arch]["widths"]
-        for fraction in FRACTIONS
+        for fraction in arch_fractions(arch)
     ]
 
 
@@ -108,7 +118,7 @@ def runs_of(variants, files=("curve.csv", "meta.json")):
 
 
 def variants_named(prefix):
-    names = [v for v in VARIANTS if v.split("-")[0] == prefix]
+    names = [v for v in VARIANTS if v.startswith(prefix)]
     if not names:
         raise ValueError(f"this target needs a variant {prefix!r} in config 'variants'")
     return names

@@ -1,4 +1,4 @@
-"""Train one (arch, width, fraction) model; see pipeline.train.loop."""
+"""Train one model: one (arch, width, fraction) run, or every fraction of a shared run."""
 
 from pathlib import Path
 
@@ -8,14 +8,21 @@ from pipeline.train.loop import train_job
 
 def main(smk):
     configure_logging(smk.log[0])
+    if "fractions" in smk.params.keys():  # a shared run writes every fraction's folder
+        fractions = [float(f) for f in smk.params.fractions]
+        folders = [Path(curve).parent for curve in smk.output.curves]
+        arch = smk.params.arch_name
+    else:
+        fractions, folders = [float(smk.wildcards.fraction)], [Path(smk.output.curve).parent]
+        arch = smk.wildcards.arch
     train_job(
         smk.input.train,
         smk.input.val,
         smk.input.stats,
-        arch_name=smk.wildcards.arch,
+        arch_name=arch,
         arch_section=smk.params.arch,
         width=int(smk.wildcards.width),
-        fraction_dirs={float(smk.wildcards.fraction): Path(smk.output.curve).parent},
+        fraction_dirs=dict(zip(fractions, folders, strict=True)),
         train_section=smk.params.train,
     )
 
