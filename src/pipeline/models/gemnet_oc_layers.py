@@ -1,0 +1,559 @@
+"""Index constructions, bases and layers of GemNet-OC (private to ``gemnet_oc.py``).
+
+Edge convention of the project: edge ``e = (u, v)`` has neighbour ``u = edge_index[0, e]``,
+centre ``v = edge_index[1, e]`` and vector ``r_uv = x_u - x_v``. Messages of edge
+``c -> a`` collect triplets ``c -> a <- b`` (edges sharing the centre ``a``) and
+quadruplets ``c -> a <- b <- d`` (eq. 10 with u = c, v = a, k = b, j = d).
+
+Everything is pure torch and vectorised (no torch-scatter): groups are enumerated with
+``bincount``/``repeat_interleave`` and padded to dense ``[groups, K, ...]`` tensors for the
+bilinear aggregation, the reformulation of Gasteiger et al. (2022) that never
+materialises the per-triplet outer products.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Dense",
+    "ResidualLayer",
+    "ScaledSiLU",
+    "group_pairs",
+    "reverse_edges",
+    "triplets",
+    "quadruplets",
+    "ranks_in_group",
+    "legendre",
+    "chebyshev",
+    "RadialBasisEmbedding",
+    "AngularBasisEmbedding",
+    "padded_bilinear_sum",
+]
+
+
+# --- index constructions ---------------------------------------------------------------
+
+
+def group_pairs(
+    key_a: torch.Tensor, key_b: torch.Tensor, num_keys: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All index pairs ``(i, j)`` with ``key_a[i] == key_b[j]``.
+
+    Parameters
+    ----------
+    key_a : long [Na]
+    key_b : long [Nb]
+        Keys in ``[0, num_keys)``.
+    num_keys : int
+
+    Returns
+    -------
+    (long [P], long [P])
+        ``i`` ascending (pairs of one ``i`` contiguous), ``j`` in ascending order of
+        ``(key_b, j)`` within each ``i``.
+    """
+    device = key_a.device
+    order_b = torch.argsort(key_b, stable=True)
+    count_b = torch.bincount(key_b, minlength=num_keys)
+    start_b = torch.cumsum(count_b, 0) - count_b
+    n_per_a = count_b[key_a]  # [Na]
+    i = torch.repeat_interleave(torch.arange(len(key_a), device=device), n_per_a)
+    first = torch.cumsum(n_per_a, 0) - n_per_a
+    offset = torch.arange(len(i), device=device) - first[i]
+    j = order_b[start_b[key_a[i]] + offset]
+    return i, j
+
+
+def ranks_in_group(group: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Position of every element within its group, for a sorted ``group`` [N] -> long [N]."""
+    count = torch.bincount(group, minlength=num_groups)
+    first = torch.cumsum(count, 0) - count
+    return torch.arange(len(group), device=group.device) - first[group]
+
+
+def reverse_edges(edge_index: torch.Tensor, num_atoms: int) -> torch.Tensor:
+    """Index of the reverse edge ``v -> u`` of every edge ``u -> v``, -1 where absent.
+
+    A radius graph truncated at ``max_neighbors`` can miss reverse edges; their
+    symmetric contribution is then zero.
+
+    Parameters
+    ----------
+    edge_index : long [2, E]
+    num_atoms : int
+
+    Returns
+    -------
+    long [E]
+    """
+    key = edge_index[0] * num_atoms + edge_index[1]
+    rev = edge_index[1] * num_atoms + edge_index[0]
+    order = torch.argsort(key)
+    sorted_key = key[order]
+    pos = torch.searchsorted(sorted_key, rev).clamp(max=max(len(key) - 1, 0))
+    if len(key) == 0:
+        return key.clone()
+    found = sorted_key[pos] == rev
+    return torch.where(found, order[pos], torch.full_like(pos, -1))
+
+
+def triplets(
+    edge_index_out: torch.Tensor, edge_index_in: torch.Tensor, num_atoms: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Triplets ``c -> a <- b``: an out edge ``(c, a)`` and an in edge ``(b, a)``, ``b != c``.
+
+    Parameters
+    ----------
+    edge_index_out, edge_index_in : long [2, E_out], long [2, E_in]
+        Both in the project's convention (row 1 the shared centre ``a``).
+    num_atoms : int
+
+    Returns
+    -------
+    (long [T], long [T])
+        ``idx_out`` (sorted ascending) and ``idx_in``.
+    """
+    idx_out, idx_in = group_pairs(edge_index_out[1], edge_index_in[1], num_atoms)
+    keep = edge_index_in[0, idx_in] != edge_index_out[0, idx_out]
+    return idx_out[keep], idx_in[keep]
+
+
+def quadruplets(
+    edge_index: torch.Tensor, qint_edge_index: torch.Tensor, num_atoms: int
+) -> dict[str, torch.Tensor]:
+    """Quadruplets ``c -> a <- b <- d`` on a main graph and a (sub-)graph for ``b, d``.
+
+    ``c -> a`` is a main edge, ``b -> a`` and ``d -> b`` are edges of the quadruplet
+    graph, with ``b != c``, ``d != a`` and ``d != c`` (the four atoms distinct).
+
+    Parameters
+    ----------
+    edge_index : long [2, E]
+        Main graph.
+    qint_edge_index : long [2, Eq]
+        Quadruplet graph (edges indexed separately).
+    num_atoms : int
+
+    Returns
+    -------
+    dict of long tensors
+        ``trip_out_out`` [To] (main edge c->a), ``trip_out_mid`` [To] (q-edge b->a):
+        the triplets c -> a <- b; ``trip_in_mid`` [Ti] (q-edge b->a), ``trip_in_in``
+        [Ti] (q-edge d->b): the triplets a <- b <- d; ``quad_out`` [Q] (main edge c->a,
+        sorted ascending), ``quad_trip_out`` [Q] and ``quad_trip_in`` [Q] (the two
+        triplets each quadruplet joins).
+    """
+    trip_out_out, trip_out_mid = triplets(edge_index, qint_edge_index, num_atoms)
+    # a <- b <- d: q-edge d->b whose centre b is the neighbour of q-edge b->a, d != a
+    trip_in_mid, trip_in_in = group_pairs(qint_edge_index[0], qint_edge_index[1], num_atoms)
+    keep = qint_edge_index[0, trip_in_in] != qint_edge_index[1, trip_in_mid]
+    trip_in_mid, trip_in_in = trip_in_mid[keep], trip_in_in[keep]
+    # join the two triplet lists on the shared q-edge b->a
+    quad_trip_out, quad_trip_in = group_pairs(trip_out_mid, trip_in_mid, qint_edge_index.shape[1])
+    c = edge_index[0, trip_out_out[quad_trip_out]]
+    d = qint_edge_index[0, trip_in_in[quad_trip_in]]
+    keep = c != d
+    quad_trip_out, quad_trip_in = quad_trip_out[keep], quad_trip_in[keep]
+    return {
+        "trip_out_out": trip_out_out,
+        "trip_out_mid": trip_out_mid,
+        "trip_in_mid": trip_in_mid,
+        "trip_in_in": trip_in_in,
+        "quad_out": trip_out_out[quad_trip_out],
+        "quad_trip_out": quad_trip_out,
+        "quad_trip_in": quad_trip_in,
+    }
+
+
+# --- angular functions -------------------------------------------------------------------
+
+
+def legendre(x: torch.Tensor, num: int) -> torch.Tensor:
+    """Legendre polynomials ``P_0..P_{num-1}`` of ``x`` [N] -> [N, num] (Bonnet recursion)."""
+    out = [torch.ones_like(x), x]
+    for n in range(1, num - 1):
+        out.append(((2 * n + 1) * x * out[n] - n * out[n - 1]) / (n + 1))
+    return torch.stack(out[:num], dim=-1)
+
+
+def chebyshev(x: torch.Tensor, num: int) -> torch.Tensor:
+    """Chebyshev polynomials ``T_0..T_{num-1}`` of ``x`` [N] -> [N, num].
+
+    ``T_k(cos p) = cos(k p)``: with ``x`` a cosine these are the Fourier modes of the angle.
+    """
+    out = [torch.ones_like(x), x]
+    for _ in range(2, num):
+        out.append(2 * x * out[-1] - out[-2])
+    return torch.stack(out[:num], dim=-1)
+
+
+# --- dense layers ----------------------------------------------------------------------------
+
+
+def he_orthogonal_(weight: torch.Tensor) -> torch.Tensor:
+    """Orthogonal init rescaled to variance ``1 / fan_in`` (fan_in = last dims)."""
+    with torch.no_grad():
+        flat = weight.view(weight.shape[0], -1) if weight.dim() > 2 else weight
+        nn.init.orthogonal_(flat)
+        flat.sub_(flat.mean(dim=1, keepdim=True))
+        std = flat.std(dim=1, keepdim=True) if flat.shape[1] > 1 else torch.ones_like(flat)
+        flat.div_(std.clamp(min=1e-12)).mul_(1.0 / math.sqrt(flat.shape[1]))
+    return weight
+
+
+class ScaledSiLU(nn.Module):
+    """``silu(x) / 0.6``: keeps unit-variance inputs at roughly unit variance."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.silu(x) * (1.0 / 0.6)
+
+
+class Dense(nn.Module):
+    """Linear map without bias, optionally followed by the scaled SiLU.
+
+    Parameters
+    ----------
+    d_in, d_out : int
+    activation : bool
+    """
+
+    def __init__(self, d_in: int, d_out: int, activation: bool = False):
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out, bias=False)
+        he_orthogonal_(self.linear.weight)
+        self.act = ScaledSiLU() if activation else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.linear(x))
+
+
+class ResidualLayer(nn.Module):
+    """``(x + Dense(Dense(x))) / sqrt(2)`` with two activated ``units x units`` layers."""
+
+    def __init__(self, units: int):
+        super().__init__()
+        self.mlp = nn.Sequential(Dense(units, units, True), Dense(units, units, True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + self.mlp(x)) * (1.0 / math.sqrt(2.0))
+
+
+def residual_stack(units: int, count: int) -> nn.Sequential:
+    """``count`` residual layers of width ``units`` (identity when ``count`` is 0)."""
+    return nn.Sequential(*[ResidualLayer(units) for _ in range(count)])
+
+
+# --- basis embeddings ------------------------------------------------------------------------
+
+
+class RadialBasisEmbedding(nn.Module):
+    """Down-projection of a radial basis ``[E, R] -> [E, size]`` (no bias), shared by blocks."""
+
+    def __init__(self, num_radial: int, size: int):
+        super().__init__()
+        self.weight = nn.Parameter(he_orthogonal_(torch.empty(size, num_radial)))
+
+    def forward(self, rad: torch.Tensor) -> torch.Tensor:
+        return rad @ self.weight.T
+
+
+class AngularBasisEmbedding(nn.Module):
+    """Joint radial x angular basis: ``W[r, l, :]`` weights products ``rad_r * ang_l``.
+
+    The radial factor belongs to the output group (an edge), the angular factor to each
+    triplet or quadruplet, so the weights are applied per group: ``forward`` returns
+    ``rad_w`` [groups, size, L] with ``rad_w[g, :, l] = sum_r rad[g, r] W[r, l, :]``; the
+    basis vector of an element ``t`` of group ``g`` is ``rad_w[g] @ ang[t]``.
+
+    Parameters
+    ----------
+    num_radial : int
+        R.
+    num_angular : int
+        L (``num_spherical`` for one angle, its square for two).
+    size : int
+        Embedding size (``emb_size_cbf`` or ``emb_size_sbf``).
+    """
+
+    def __init__(self, num_radial: int, num_angular: int, size: int):
+        super().__init__()
+        self.num_angular = num_angular
+        self.size = size
+        self.weight = nn.Parameter(torch.empty(num_radial, num_angular, size))
+        he_orthogonal_(self.weight)
+
+    def forward(self, rad: torch.Tensor) -> torch.Tensor:
+        out = rad @ self.weight.reshape(self.weight.shape[0], -1)  # [G, L * size]
+        return out.view(-1, self.num_angular, self.size).transpose(1, 2)  # [G, size, L]
+
+
+def padded_bilinear_sum(
+    x: torch.Tensor,
+    ang: torch.Tensor,
+    rad_w: torch.Tensor,
+    group: torch.Tensor,
+    rank: torch.Tensor,
+    num_groups: int,
+) -> torch.Tensor:
+    """``out[g] = sum_{t in g} (rad_w[g] @ ang[t]) outer x[t]`` without per-element outer products.
+
+    Elements are scattered into dense padded tensors ``[G, K, .]`` (K = largest group) and
+    contracted with two batched matrix products.
+
+    Parameters
+    ----------
+    x : float [T, C]
+        Per-element embeddings.
+    ang : float [T, L]
+        Per-element angular basis.
+    rad_w : float [G, B, L]
+        Per-group radial weights (:class:`AngularBasisEmbedding`).
+    group : long [T]
+        Output group of each element.
+    rank : long [T]
+        Position of each element in its group (distinct within a group).
+    num_groups : int
+        G.
+
+    Returns
+    -------
+    float [G, B, C]
+    """
+    k = int(rank.max()) + 1 if len(rank) else 1
+    x_pad = x.new_zeros(num_groups, k, x.shape[1])
+    x_pad[group, rank] = x
+    ang_pad = ang.new_zeros(num_groups, k, ang.shape[1])
+    ang_pad[group, rank] = ang
+    ang_x = ang_pad.transpose(1, 2) @ x_pad  # [G, L, C]
+    return rad_w @ ang_x  # [G, B, C]
+
+
+# --- interaction layers ----------------------------------------------------------------------
+
+
+def scatter_rows(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """Sum rows of ``src`` [N, ...] into ``size`` bins of ``index`` [N]."""
+    return src.new_zeros((size, *src.shape[1:])).index_add_(0, index, src)
+
+
+def swap_add(x_ca: torch.Tensor, x_ac: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
+    """``(x_ca[e] + x_ac[rev[e]]) / sqrt(2)``; the second term is 0 where ``rev[e] == -1``."""
+    gathered = x_ac[rev.clamp(min=0)] * (rev >= 0).unsqueeze(-1).to(x_ac.dtype)
+    return (x_ca + gathered) * (1.0 / math.sqrt(2.0))
+
+
+class TripletInteraction(nn.Module):
+    """Triplet message passing ``c -> a <- b`` with an efficient bilinear layer.
+
+    The input (edge embeddings ``b -> a``, or atom embeddings of ``b`` for the
+    atom-to-edge variant) is transformed, modulated by the radial basis of ``b -> a``,
+    down-projected to ``trip_in`` channels and combined with the joint radial
+    (``|r_ca|``) x circular (angle ``c a b``) basis in a bilinear layer to ``trip_out``
+    channels. Outputs go to the edges ``c -> a`` (optionally also to the reverse edges,
+    "symmetric" message passing) or, summed over the edges of each centre, to atoms.
+
+    Parameters
+    ----------
+    d_in, d_out : int
+        Input and output embedding sizes.
+    trip_in, trip_out : int
+        Down-projected sizes before and after the bilinear layer.
+    rbf, cbf : int
+        Sizes of the shared radial and circular basis embeddings.
+    symmetric : bool
+        Also update the reverse edge ``a -> c`` (separate up-projection).
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        trip_in: int,
+        trip_out: int,
+        rbf: int,
+        cbf: int,
+        symmetric: bool,
+    ):
+        super().__init__()
+        self.dense_in = Dense(d_in, d_in, True)
+        self.mlp_rbf = Dense(rbf, d_in)
+        self.down = Dense(d_in, trip_in, True)
+        self.bilinear = Dense(cbf * trip_in, trip_out)
+        self.up_ca = Dense(trip_out, d_out, True)
+        self.up_ac = Dense(trip_out, d_out, True) if symmetric else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rbf: torch.Tensor,
+        cbf: dict[str, torch.Tensor],
+        rev: torch.Tensor,
+        scale: float,
+        expand_index: torch.Tensor | None = None,
+        to_atoms: tuple[torch.Tensor, int] | None = None,
+    ) -> torch.Tensor:
+        """Messages [E, d_out] (or [A, d_out] with ``to_atoms``).
+
+        ``x`` [E or A, d_in]; ``rbf`` [E, rbf]; ``cbf`` holds ``rad_w`` [E, cbf, S],
+        ``ang`` [T, S], ``out``/``in``/``rank`` [T]; ``expand_index`` [E] gathers atom
+        inputs to edges; ``to_atoms`` = (centre of every edge [E], number of atoms).
+        """
+        x = self.dense_in(x)
+        if expand_index is not None:
+            x = x[expand_index]  # [E, d_in]
+        x = self.down(x * self.mlp_rbf(rbf))  # [E, trip_in]
+        num_edges = rbf.shape[0]
+        agg = padded_bilinear_sum(
+            x[cbf["in"]], cbf["ang"], cbf["rad_w"], cbf["out"], cbf["rank"], num_edges
+        )  # [E, cbf, trip_in]
+        if to_atoms is not None:
+            agg = scatter_rows(agg, to_atoms[0], to_atoms[1])  # [A, cbf, trip_in]
+        y = self.bilinear(agg.flatten(1)) * scale  # [E or A, trip_out]
+        if self.up_ac is None:
+            return self.up_ca(y)
+        return swap_add(self.up_ca(y), self.up_ac(y), rev)
+
+
+class QuadrupletInteraction(nn.Module):
+    """Quadruplet message passing ``c -> a <- b <- d`` (dihedral angles, eq. 10).
+
+    Edge embeddings of ``d -> b`` are modulated by the radial basis of ``d -> b``,
+    down-projected, modulated per triplet ``a <- b <- d`` by the joint radial
+    (``|r_ba|``) x circular (angle ``a b d``) basis, and summed over quadruplets into
+    the edge ``c -> a`` through a bilinear layer with the joint radial (``|r_ca|``) x
+    spherical (angle ``c a b``, dihedral ``c a b d``) basis; symmetric output.
+
+    Parameters
+    ----------
+    width : int
+        Edge embedding size.
+    quad_in, quad_out : int
+        Down-projected sizes before and after the bilinear layer.
+    rbf, cbf, sbf : int
+        Shared basis embedding sizes.
+    """
+
+    def __init__(self, width: int, quad_in: int, quad_out: int, rbf: int, cbf: int, sbf: int):
+        super().__init__()
+        self.dense_db = Dense(width, width, True)
+        self.mlp_rbf = Dense(rbf, width)
+        self.mlp_cbf = Dense(cbf, quad_in)
+        self.down = Dense(width, quad_in, True)
+        self.bilinear = Dense(sbf * quad_in, quad_out)
+        self.up_ca = Dense(quad_out, width, True)
+        self.up_ac = Dense(quad_out, width, True)
+
+    def forward(
+        self,
+        m: torch.Tensor,
+        rbf: torch.Tensor,
+        quad: dict[str, torch.Tensor],
+        rev: torch.Tensor,
+        scale: float,
+    ) -> torch.Tensor:
+        """Messages [E, width] from edge embeddings ``m`` [E, width]."""
+        x = self.down(self.dense_db(m) * self.mlp_rbf(rbf))  # [E, quad_in]
+        x_t = x[quad["db_edge"]] * self.mlp_cbf(quad["cbf"])  # [Ti, quad_in]
+        agg = padded_bilinear_sum(
+            x_t[quad["quad_trip_in"]],
+            quad["ang"],
+            quad["rad_w"],
+            quad["quad_out"],
+            quad["rank"],
+            m.shape[0],
+        )  # [E, sbf, quad_in]
+        y = self.bilinear(agg.flatten(1)) * scale  # [E, quad_out]
+        return swap_add(self.up_ca(y), self.up_ac(y), rev)
+
+
+class PairInteraction(nn.Module):
+    """Atom-to-atom messages: ``sum_b rbf(|r_ba|) outer h_b`` through a bilinear layer.
+
+    Parameters
+    ----------
+    width : int
+        Atom embedding size.
+    pair_in, pair_out : int
+        Sizes before and after the bilinear layer.
+    rbf : int
+        Radial basis embedding size.
+    """
+
+    def __init__(self, width: int, pair_in: int, pair_out: int, rbf: int):
+        super().__init__()
+        self.down = Dense(width, pair_in, True)
+        self.bilinear = Dense(rbf * pair_in, pair_out)
+        self.up = Dense(pair_out, width, True)
+
+    def forward(
+        self, h: torch.Tensor, rbf: torch.Tensor, edge_index: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        """Atom messages [A, width] from atom embeddings ``h`` [A, width]."""
+        x = self.down(h)[edge_index[0]]  # [E, pair_in]
+        outer = rbf.unsqueeze(2) * x.unsqueeze(1)  # [E, rbf, pair_in]
+        agg = scatter_rows(outer, edge_index[1], h.shape[0]).flatten(1)  # [A, rbf * pair_in]
+        return self.up(self.bilinear(agg) * scale)
+
+
+class AtomUpdate(nn.Module):
+    """Edges to atoms: ``sum_{c -> a} m_ca * Dense(rbf_ca)``, then residual layers.
+
+    Parameters
+    ----------
+    width : int
+        Atom and edge embedding size.
+    rbf : int
+        Radial basis embedding size.
+    num_layers : int
+        Residual layers after the sum.
+    """
+
+    def __init__(self, width: int, rbf: int, num_layers: int):
+        super().__init__()
+        self.dense_rbf = Dense(rbf, width)
+        self.layers = residual_stack(width, num_layers)
+
+    def forward(
+        self, m: torch.Tensor, rbf: torch.Tensor, centre: torch.Tensor, num_atoms: int, scale: float
+    ) -> torch.Tensor:
+        x = scatter_rows(m * self.dense_rbf(rbf), centre, num_atoms) * scale  # [A, width]
+        return self.layers(x)
+
+
+class OutputBlock(AtomUpdate):
+    """Per-block output: atom features for the energy, edge features for the forces.
+
+    Parameters
+    ----------
+    width : int
+    rbf : int
+    num_layers : int
+        Residual layers before adding the atom embedding (and in the force branch).
+    num_layers_after : int
+        Residual layers after adding the atom embedding.
+    """
+
+    def __init__(self, width: int, rbf: int, num_layers: int, num_layers_after: int):
+        super().__init__(width, rbf, num_layers)
+        self.layers_after = residual_stack(width, num_layers_after)
+        self.layers_forces = residual_stack(width, num_layers)
+        self.dense_rbf_forces = Dense(rbf, width)
+
+    def forward(
+        self,
+        h: torch.Tensor,
+        m: torch.Tensor,
+        rbf: torch.Tensor,
+        centre: torch.Tensor,
+        num_atoms: int,
+        scale: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(atom features [A, width], edge features [E, width])."""
+        x_e = super().forward(m, rbf, centre, num_atoms, scale)
+        x_e = self.layers_after((x_e + h) * (1.0 / math.sqrt(2.0)))
+        x_f = self.layers_forces(m) * self.dense_rbf_forces(rbf)
+        return x_e, x_f
