@@ -126,16 +126,35 @@ _CHILD = textwrap.dedent(
     data, out = Path(sys.argv[1]), Path(sys.argv[2])
     train_job(data / "train.h5", data / "val.h5", data / "stats.json", "mpnn",
               {ARCH}, 16, {{1.0: out}},
-              {{"threads": 1, "num_evals": 40, "first_eval_fraction": 0.01, "epochs": 6,
-               "augment": "after_first_epoch"}})
+              {SETTINGS})
     """
 )
 
 
-def test_killed_run_resumes_to_the_same_result(tiny_dataset, tmp_path):
+_PLAIN = {
+    "threads": 1,
+    "num_evals": 40,
+    "first_eval_fraction": 0.01,
+    "epochs": 6,
+    "augment": "after_first_epoch",
+}
+# every variant at once: augmentation, symmetry loss (rotations from the checkpointed
+# generator), evaluation every N steps
+_VARIANTS = {
+    "threads": 1,
+    "epochs": 4,
+    "augment": "after_first_epoch",
+    "symmetry_loss_rotations": 2,
+    "symmetry_loss_weight": 0.5,
+    "eval_every_steps": 2,
+}
+
+
+@pytest.mark.parametrize("settings", [_PLAIN, _VARIANTS], ids=["plain", "all_variants"])
+def test_killed_run_resumes_to_the_same_result(tiny_dataset, tmp_path, settings):
     """SIGTERM mid-run: checkpoint, exit code 75; rerun resumes; result bit-identical."""
     script = tmp_path / "child.py"
-    script.write_text(_CHILD.format(ARCH=ARCH))
+    script.write_text(_CHILD.format(ARCH=ARCH, SETTINGS=settings))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     killed = tmp_path / "killed"
     child = subprocess.Popen(

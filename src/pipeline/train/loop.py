@@ -1,11 +1,12 @@
 """One training job: an (arch, width) model on one or several nested fractions.
 
 The job reads the first ceil(r M) molecules of the shuffled training set, trains with
-schedule-free AdamW on the loss of eq. 1, evaluates on the fixed validation set at
-log-spaced points in atoms seen, and writes per fraction ``curve.csv``, ``meta.json``
-and ``model.pt``. It checkpoints periodically and on SIGTERM/SIGUSR1 (what SLURM sends
-before preemption or the time limit), then exits with ``RESUME_EXIT_CODE``; run again,
-it resumes from the checkpoint to the same result.
+schedule-free AdamW on the loss of eq. 1 (plus, optionally, the symmetry loss of eq. 2),
+evaluates on the fixed validation set at log-spaced points in atoms seen (or every N
+optimizer steps), and writes per fraction ``curve.csv``, ``meta.json`` and ``model.pt``.
+It checkpoints periodically and on SIGTERM/SIGUSR1 (what SLURM sends before preemption
+or the time limit), then exits with ``RESUME_EXIT_CODE``; run again, it resumes from the
+checkpoint to the same result.
 
 With ``shared_fraction_run`` (one pass only), the job trains once over the largest
 fraction, cutting batches at every fraction boundary: schedule-free optimisation has
@@ -36,10 +37,16 @@ from pipeline.data.loader import epoch_order, make_batch, validation_batches
 from pipeline.data.stats import load_stats, referenced_energy
 from pipeline.data.store import MoleculeStore
 from pipeline.provenance import code_version, device_name, library_versions, resolve_device
-from pipeline.train.augment import random_rotations, rotate_per_molecule
+from pipeline.train.augment import (
+    centres_of_mass,
+    random_rotations,
+    replicate_batch,
+    rotate_about_centres,
+    rotate_per_molecule,
+)
 from pipeline.train.checkpoint import fingerprint, load_checkpoint, save_atomic
 from pipeline.train.flops import count_forward_flops
-from pipeline.train.loss import combine, loss_terms
+from pipeline.train.loss import combine, loss_terms, validation_metrics
 from pipeline.train.optim import evaluation_weights, make_optimizer, mup_learning_rate
 
 logger = logging.getLogger(__name__)
@@ -72,9 +79,19 @@ class Preempted(SystemExit):
         super().__init__(RESUME_EXIT_CODE)
 
 
+AUGMENT_CHOICES = ("none", "always", "after_first_epoch")
+
+
 @dataclass
 class TrainSettings:
-    """The ``train`` section of the config (see workflow/schemas/config.schema.yaml)."""
+    """The ``train`` section of the config (see workflow/schemas/config.schema.yaml).
+
+    The paper's training variants are switches here: ``augment`` (random rotations of
+    every training sample, section 4.5), ``epochs`` with ``eval_every_steps`` (multi-epoch
+    training on a small fraction, evaluated every N optimizer steps), and
+    ``symmetry_loss_rotations`` / ``symmetry_loss_weight`` (M and lambda of the symmetry
+    loss of eq. 2, section 4.4). Rotations act about each molecule's centre of mass.
+    """
 
     device: str = "auto"
     threads: int = 1
@@ -91,6 +108,33 @@ class TrainSettings:
     max_nonfinite_steps: int = 20
     checkpoint_every_seconds: float = 600.0
     max_steps: int | None = None
+    symmetry_loss_rotations: int = 0
+    symmetry_loss_weight: float = 1.0
+    eval_every_steps: int | None = None
+
+    def __post_init__(self):
+        if self.augment not in AUGMENT_CHOICES:
+            raise ValueError(
+                f"train.augment must be one of {AUGMENT_CHOICES}, got {self.augment!r}"
+            )
+        if self.epochs < 1:
+            raise ValueError(f"train.epochs must be >= 1, got {self.epochs}")
+        if self.symmetry_loss_rotations < 0:
+            raise ValueError(
+                f"train.symmetry_loss_rotations must be >= 0 (0 = off), got "
+                f"{self.symmetry_loss_rotations}"
+            )
+        if self.eval_every_steps is not None and self.eval_every_steps < 1:
+            raise ValueError(
+                f"train.eval_every_steps must be >= 1 or null, got {self.eval_every_steps}"
+            )
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"train.max_steps must be >= 1 or null, got {self.max_steps}")
+
+    @property
+    def forward_passes_per_step(self) -> int:
+        """Forward (and backward) passes over a batch per optimizer step: 1 + M."""
+        return 1 + self.symmetry_loss_rotations
 
     @classmethod
     def from_config(cls, section: dict) -> TrainSettings:
@@ -142,7 +186,9 @@ class _SignalFlag:
             signal.signal(sig, handler)
 
 
-def _segments(counts: list[int], epochs: int, seed: int, shared: bool) -> list[tuple[int, np.ndarray]]:
+def _segments(
+    counts: list[int], epochs: int, seed: int, shared: bool
+) -> list[tuple[int, np.ndarray]]:
     """(epoch, molecule indices) in training order.
 
     Per-fraction runs: ``epochs`` passes over the first ``counts[-1]`` molecules. Shared
@@ -150,7 +196,11 @@ def _segments(counts: list[int], epochs: int, seed: int, shared: bool) -> list[t
     """
     if shared:
         bounds = [0, *counts]
-        return [(0, np.arange(lo, hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+        return [
+            (0, np.arange(lo, hi))
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+            if hi > lo
+        ]
     return [(epoch, epoch_order(counts[-1], epoch, seed)) for epoch in range(epochs)]
 
 
@@ -163,11 +213,28 @@ def _batches(segments, batch_size: int) -> list[tuple[int, np.ndarray]]:
 
 
 def _eval_steps(cumulative_atoms: np.ndarray, last_step: int, settings: TrainSettings) -> set[int]:
-    """Steps (0-based, evaluated after the step) at log-spaced thresholds in atoms seen."""
+    """Steps (0-based, evaluated after the step) at which to evaluate, the last included.
+
+    Every ``eval_every_steps`` optimizer steps when that is set, else at
+    ``num_evals`` log-spaced thresholds in atoms seen.
+    """
+    every = settings.eval_every_steps
+    if every is not None:
+        return set(range(every - 1, last_step + 1, every)) | {last_step}
     total = cumulative_atoms[last_step]
     thresholds = np.geomspace(settings.first_eval_fraction * total, total, settings.num_evals)
     steps = np.searchsorted(cumulative_atoms[: last_step + 1], thresholds, side="left")
     return {int(s) for s in np.minimum(steps, last_step)} | {last_step}
+
+
+def normalised_energy(store: MoleculeStore, stats: dict) -> np.ndarray:
+    """Energy targets e' = (e - sum_i ref[z_i] - mu) / sigma per molecule: float64 [M].
+
+    ``stats`` is the extract stage's stats.json (per-element references, mu and sigma
+    in eV); e' is dimensionless.
+    """
+    referenced = referenced_energy(store.energy, store.atomic_numbers, store.ptr, stats)
+    return (referenced - stats["energy_mean_eV"]) / stats["energy_std_eV"]
 
 
 class Trainer:
@@ -186,6 +253,8 @@ class Trainer:
         ``settings.shared_fraction_run``.
     settings : TrainSettings
         The ``train`` config section.
+    variant : str
+        Name of the config variant this job belongs to (recorded in meta.json).
     """
 
     def __init__(
@@ -197,12 +266,14 @@ class Trainer:
         width: int,
         fraction_dirs: dict[float, str | Path],
         settings: TrainSettings,
+        variant: str = "baseline",
     ):
         if len(fraction_dirs) > 1 and not settings.shared_fraction_run:
             raise ValueError("several fractions in one job need train.shared_fraction_run")
         if settings.shared_fraction_run and settings.epochs != 1:
             raise ValueError("train.shared_fraction_run needs train.epochs 1")
         self.arch, self.width, self.settings = arch, width, settings
+        self.variant = variant
         self.fractions = sorted(fraction_dirs)
         self.fraction_dirs = {r: Path(fraction_dirs[r]) for r in self.fractions}
         # Checkpoints and finished fractions wait in a work folder that is no declared
@@ -219,8 +290,8 @@ class Trainer:
         with h5py.File(train_h5, "r") as handle:
             full_count = int(handle["energy"].shape[0])
         self.counts = [math.ceil(r * full_count) for r in self.fractions]
-        self.energy_target = self._normalised_energy(self.store)
-        self.val_energy_target = self._normalised_energy(self.val_store)
+        self.energy_target = normalised_energy(self.store, self.stats)
+        self.val_energy_target = normalised_energy(self.val_store, self.stats)
 
         torch.manual_seed(settings.seed)
         self.model = models.build(arch.name, width=width, **arch.hparams).to(self.device)
@@ -231,7 +302,9 @@ class Trainer:
         )
         self.generator = torch.Generator().manual_seed(settings.seed)
 
-        segments = _segments(self.counts, settings.epochs, settings.seed, settings.shared_fraction_run)
+        segments = _segments(
+            self.counts, settings.epochs, settings.seed, settings.shared_fraction_run
+        )
         self.batches = _batches(segments, arch.batch_size)
         atoms = self.store.atoms_per_molecule
         self.cumulative_atoms = np.cumsum([int(atoms[idx].sum()) for _, idx in self.batches])
@@ -265,11 +338,6 @@ class Trainer:
         self.fingerprint = fingerprint(self.spec)
 
     # -- data -------------------------------------------------------------------------
-    def _normalised_energy(self, store: MoleculeStore) -> np.ndarray:
-        """e' = (e - sum_i ref[z_i] - mu) / sigma per molecule (float64)."""
-        referenced = referenced_energy(store.energy, store.atomic_numbers, store.ptr, self.stats)
-        return (referenced - self.stats["energy_mean_eV"]) / self.stats["energy_std_eV"]
-
     def _fraction_last_steps(self) -> dict[float, int]:
         """Index of the step that completes each fraction."""
         if not self.settings.shared_fraction_run:
@@ -316,56 +384,137 @@ class Trainer:
                 force_sum += float(terms.force_sum)
                 molecules += terms.num_molecules
                 atoms += terms.num_atoms
-        energy_loss, force_loss = energy_sum / molecules, force_sum / atoms
-        sigma_mev = self.stats["energy_std_eV"] * 1000.0
-        val_loss = self.settings.energy_weight * energy_loss + self.settings.force_weight * force_loss
-        if not math.isfinite(val_loss):
+        metrics = validation_metrics(
+            energy_sum,
+            force_sum,
+            molecules,
+            atoms,
+            self.settings.energy_weight,
+            self.settings.force_weight,
+            self.stats["energy_std_eV"],
+        )
+        if not math.isfinite(metrics["val_loss"]):
             raise NonFiniteError(
-                f"{self.arch.name} width {self.width}: validation loss is {val_loss}"
+                f"{self.arch.name} width {self.width}: validation loss is {metrics['val_loss']}"
             )
-        return {
-            "val_loss": val_loss,
-            "val_energy_loss": energy_loss,
-            "val_force_loss": force_loss,
-            "val_energy_mae_mev_per_atom": energy_loss * sigma_mev,
-            "val_force_mae_mev_per_angstrom": force_loss * sigma_mev,
-        }
+        return metrics
 
     # -- training ---------------------------------------------------------------------
-    def _train_step(self, epoch: int, indices: np.ndarray):
-        """One optimizer step; returns the loss, or None when the step was skipped."""
+    def _prepare(self, epoch: int, indices: np.ndarray):
+        """Model input and targets of one step: (batch, positions, energy, forces targets).
+
+        With augmentation, each molecule is rotated about its centre of mass by a Haar
+        rotation (targets rotated alike). With the symmetry loss, M more copies of the
+        batch follow the first, each molecule rotated by its own Haar rotation per copy:
+        the returned batch then holds 1 + M copies (copy k's molecules are rows
+        k n .. (k+1) n - 1, atoms k A .. (k+1) A - 1). The radius graph of a rotated copy
+        is the graph of the unrotated molecule (distances are rotation invariant).
+        Rotations come from the trainer's generator (checkpointed), augmentation first.
+        """
         batch, (energy_target, forces_target) = self._batch(self.store, indices, self.energy_target)
         dtype = energy_target.dtype
-        positions, forces_target = batch.positions.to(dtype), forces_target
+        positions = batch.positions.to(dtype)
+        n = len(indices)
         augment = self.settings.augment
-        if augment == "always" or (augment == "after_first_epoch" and epoch > 0):
-            rotations = random_rotations(len(indices), self.generator, dtype, self.device)
-            positions = rotate_per_molecule(positions, rotations, batch.batch)
+        rotations_m = self.settings.symmetry_loss_rotations
+        rotate = augment == "always" or (augment == "after_first_epoch" and epoch > 0)
+        if rotate or rotations_m:
+            centres = centres_of_mass(positions, batch.atomic_numbers, batch.batch, n)  # (n, 3)
+        if rotate:
+            rotations = random_rotations(n, self.generator, dtype, self.device)
+            positions = rotate_about_centres(positions, rotations, centres, batch.batch)
             forces_target = rotate_per_molecule(forces_target, rotations, batch.batch)
+        if rotations_m:
+            full = replicate_batch(batch, 1 + rotations_m)
+            tiled = full.batch[positions.shape[0] :] - n  # molecule among the M n copies
+            rotations = random_rotations(rotations_m * n, self.generator, dtype, self.device)
+            positions = torch.cat(
+                [
+                    positions,
+                    rotate_about_centres(
+                        positions.repeat(rotations_m, 1),
+                        rotations,
+                        centres.repeat(rotations_m, 1),
+                        tiled,
+                    ),
+                ]
+            )
+            forces_target = torch.cat(
+                [
+                    forces_target,
+                    rotate_per_molecule(forces_target.repeat(rotations_m, 1), rotations, tiled),
+                ]
+            )
+            energy_target = energy_target.repeat(1 + rotations_m)
+            batch = full
+        return batch, positions, energy_target, forces_target
+
+    def _train_step(self, epoch: int, indices: np.ndarray):
+        """One optimizer step.
+
+        Returns
+        -------
+        (total, symmetry) : tuple of float, or None when the step was skipped
+            The objective of the step (eq. 1, plus lambda times eq. 2 when the symmetry
+            loss is on) and the unweighted symmetry loss (nan when off).
+        """
+        start = time.perf_counter()
+        batch, positions, energy_target, forces_target = self._prepare(epoch, indices)
+        self.data_seconds += time.perf_counter() - start
         self.optimizer.zero_grad(set_to_none=True)
         energy, forces = self._forward(batch, positions)
-        terms = loss_terms(energy, forces, energy_target, forces_target, batch.n_atoms)
+        n, atoms = len(indices), int(self.store.atoms_per_molecule[indices].sum())
+        terms = loss_terms(
+            energy[:n],
+            forces[:atoms],
+            energy_target[:n],
+            forces_target[:atoms],
+            batch.n_atoms[:n],
+        )
         loss, _, _ = combine(terms, self.settings.energy_weight, self.settings.force_weight)
-        if not torch.isfinite(loss):
-            return self._skip(indices, f"loss {loss.item()}")
+        symmetry = loss.new_tensor(float("nan"))
+        if self.settings.symmetry_loss_rotations:
+            sym_terms = loss_terms(
+                energy[n:],
+                forces[atoms:],
+                energy_target[n:],
+                forces_target[atoms:],
+                batch.n_atoms[n:],
+            )
+            # the mean over the M copies of eq. 1: each copy has the same n and atoms
+            symmetry, _, _ = combine(
+                sym_terms, self.settings.energy_weight, self.settings.force_weight
+            )
+            loss = loss + self.settings.symmetry_loss_weight * symmetry
         loss.backward()
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
-        if not torch.isfinite(grad_norm):
+        grad_norm = torch.nn.utils.get_total_norm(grads)
+        # one host synchronisation per step: the loss and gradient checks together
+        loss_value, symmetry_value, grad_value = torch.stack(
+            [loss.detach(), symmetry.detach(), grad_norm.to(loss.dtype)]
+        ).tolist()
+        if not math.isfinite(loss_value):
             self.optimizer.zero_grad(set_to_none=True)
-            return self._skip(indices, f"gradient norm {float(grad_norm)}")
+            return self._skip(indices, f"loss {loss_value}")
+        if not math.isfinite(grad_value):
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._skip(indices, f"gradient norm {grad_value}")
         self.optimizer.step()
-        return loss.item()
+        return loss_value, symmetry_value
 
     def _skip(self, indices: np.ndarray, what: str):
         self.nonfinite.append({"step": self.step, "what": what, "molecules": indices.tolist()})
         logger.warning(
-            "step %d skipped: non-finite %s (training molecules %s)", self.step, what, indices.tolist()
+            "step %d skipped: non-finite %s (training molecules %s)",
+            self.step,
+            what,
+            indices.tolist(),
         )
         if len(self.nonfinite) > self.settings.max_nonfinite_steps:
             raise NonFiniteError(
-                f"{self.arch.name} width {self.width}: {len(self.nonfinite)} non-finite steps, more "
-                f"than train.max_nonfinite_steps={self.settings.max_nonfinite_steps}; last: {what}"
+                f"{self.arch.name} width {self.width}: {len(self.nonfinite)} non-finite steps, "
+                f"more than train.max_nonfinite_steps={self.settings.max_nonfinite_steps}; "
+                f"last: {what}"
             )
         return None
 
@@ -383,6 +532,8 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "eval_seconds": self.eval_seconds,
             "loss_window": self.loss_window,
+            "symmetry_window": self.symmetry_window,
+            "data_seconds": self.data_seconds,
             "written": sorted(self.written),
         }
 
@@ -397,6 +548,8 @@ class Trainer:
         self.train_seconds = state["train_seconds"]
         self.eval_seconds = state["eval_seconds"]
         self.loss_window = state["loss_window"]
+        self.symmetry_window = state["symmetry_window"]
+        self.data_seconds = state["data_seconds"]
         self.written = set(state["written"])
 
     def checkpoint(self) -> None:
@@ -410,8 +563,9 @@ class Trainer:
     def run(self) -> None:
         """Train to the last fraction's end, writing each fraction's outputs on the way."""
         self.step, self.rows, self.nonfinite = 0, [], []
-        self.train_seconds = self.eval_seconds = 0.0
+        self.train_seconds = self.eval_seconds = self.data_seconds = 0.0
         self.loss_window: list[float] = []
+        self.symmetry_window: list[float] = []
         self.written: set[float] = set()
         if self.resume_path.exists():
             self._restore(load_checkpoint(self.resume_path, self.fingerprint))
@@ -422,12 +576,20 @@ class Trainer:
         self.forward_flops = self._measure_flops()
         logger.info(
             "%s width %d: %d parameters, lr %.3g, %d steps of %d molecules on %s",
-            self.arch.name, self.width, self.n_params, self.lr, last_step + 1,
-            self.arch.batch_size, device_name(self.device),
+            self.arch.name,
+            self.width,
+            self.n_params,
+            self.lr,
+            last_step + 1,
+            self.arch.batch_size,
+            device_name(self.device),
         )
         progress = tqdm(
-            total=last_step + 1, initial=self.step, disable=not sys.stderr.isatty(),
-            desc=f"{self.arch.name} w={self.width}", unit="step",
+            total=last_step + 1,
+            initial=self.step,
+            disable=not sys.stderr.isatty(),
+            desc=f"{self.arch.name} w={self.width}",
+            unit="step",
         )
         last_checkpoint = time.monotonic()
         with _SignalFlag() as flag:
@@ -435,11 +597,12 @@ class Trainer:
                 epoch, indices = self.batches[self.step]
                 self._sync()
                 start = time.perf_counter()
-                loss = self._train_step(epoch, indices)
+                losses = self._train_step(epoch, indices)
                 self._sync()
                 self.train_seconds += time.perf_counter() - start
-                if loss is not None:
-                    self.loss_window = (self.loss_window + [loss])[-50:]
+                if losses is not None:
+                    self.loss_window = (self.loss_window + [losses[0]])[-50:]
+                    self.symmetry_window = (self.symmetry_window + [losses[1]])[-50:]
                 if self.step in all_eval_steps:
                     self._evaluate_row(epoch)
                 for r, step in self.fraction_last_step.items():
@@ -447,8 +610,10 @@ class Trainer:
                         self._write_fraction(r)
                 self.step += 1
                 progress.update(1)
-                if loss is not None:
-                    progress.set_postfix(loss=f"{loss:.4f}")
+                if losses is not None and not progress.disable:
+                    progress.set_postfix(
+                        loss=f"{losses[0]:.4f}", atoms_per_s=f"{self._atoms_per_second():.0f}"
+                    )
                 if flag.received is not None:
                     self.checkpoint()
                     logger.warning("signal %d: checkpoint written, exiting", flag.received)
@@ -471,6 +636,11 @@ class Trainer:
     def _staging(self, fraction: float) -> Path:
         return self.work_dir / f"fraction_{fraction:g}"
 
+    def _atoms_per_second(self) -> float:
+        """Training throughput so far: atoms seen per second of training-step time."""
+        seen = int(self.cumulative_atoms[min(self.step, len(self.cumulative_atoms) - 1)])
+        return seen / self.train_seconds if self.train_seconds > 0 else 0.0
+
     def _evaluate_row(self, epoch: int) -> None:
         start = time.perf_counter()
         metrics = self.evaluate()
@@ -488,11 +658,20 @@ class Trainer:
             **metrics,
             "train_loss": float(np.mean(self.loss_window)) if self.loss_window else float("nan"),
         }
+        if self.settings.symmetry_loss_rotations:
+            window = self.symmetry_window
+            row["train_symmetry_loss"] = float(np.mean(window)) if window else float("nan")
         self.rows.append(row)
         logger.info(
-            "step %d atoms %d: val_loss %.5f (energy %.2f meV/atom, forces %.1f meV/A)",
-            row["step"], row["atoms_seen"], row["val_loss"],
-            row["val_energy_mae_mev_per_atom"], row["val_force_mae_mev_per_angstrom"],
+            "step %d atoms %d: val_loss %.5f (energy %.2f meV/atom, forces %.1f meV/A), "
+            "train_loss %.5f, %.0f atoms/s",
+            row["step"],
+            row["atoms_seen"],
+            row["val_loss"],
+            row["val_energy_mae_mev_per_atom"],
+            row["val_force_mae_mev_per_angstrom"],
+            row["train_loss"],
+            self._atoms_per_second(),
         )
 
     def _measure_flops(self) -> dict:
@@ -500,7 +679,10 @@ class Trainer:
         batch, _ = self._batch(self.store, indices, self.energy_target)
         dtype = next(self.model.parameters()).dtype
         inputs = (
-            batch.atomic_numbers, batch.positions.to(dtype), batch.edge_index, batch.batch,
+            batch.atomic_numbers,
+            batch.positions.to(dtype),
+            batch.edge_index,
+            batch.batch,
             len(batch.n_atoms),
         )
         flops = count_forward_flops(self.model, inputs)
@@ -518,20 +700,30 @@ class Trainer:
         own_eval = np.cumsum([row.pop("eval_duration") for row in rows])
         for row, seconds in zip(rows, own_eval, strict=True):
             row["eval_seconds"] = float(seconds)
-        curve = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+        columns = CURVE_COLUMNS + (
+            ["train_symmetry_loss"] if self.settings.symmetry_loss_rotations else []
+        )
+        curve = pd.DataFrame(rows, columns=columns)
         _write_csv_atomic(curve, out / "curve.csv")
         with evaluation_weights(self.model, self.optimizer):
             model_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         save_atomic(
-            {"arch": self.arch.name, "width": self.width, "hparams": self.arch.hparams,
-             "state_dict": model_state},
+            {
+                "arch": self.arch.name,
+                "width": self.width,
+                "hparams": self.arch.hparams,
+                "state_dict": model_state,
+                "batch_size": self.arch.batch_size,
+                "energy_weight": self.settings.energy_weight,
+                "force_weight": self.settings.force_weight,
+            },
             out / "model.pt",
         )
         meta = {
             "arch": self.arch.name,
             "width": self.width,
             "fraction": fraction,
-            "variant": "baseline",
+            "variant": self.variant,
             "n_params": self.n_params,
             "hparams": self.arch.hparams,
             "lr": self.lr,
@@ -548,11 +740,15 @@ class Trainer:
             "max_neighbors": self.model.max_neighbors,
             "energy_std_eV": self.stats["energy_std_eV"],
             **self.forward_flops,
+            "forward_passes_per_step": self.settings.forward_passes_per_step,
+            "symmetry_loss_rotations": self.settings.symmetry_loss_rotations,
+            "symmetry_loss_weight": self.settings.symmetry_loss_weight,
             "kappa_source": "measured by the kappa rule (results/kappa/<arch>.csv)",
             "nonfinite_steps": len([s for s in self.nonfinite if s["step"] <= last]),
             "nonfinite_records": [s for s in self.nonfinite if s["step"] <= last],
             "train_seconds": curve["train_seconds"].iloc[-1] if len(curve) else 0.0,
             "eval_seconds": curve["eval_seconds"].iloc[-1] if len(curve) else 0.0,
+            "data_seconds": self.data_seconds,
             "wall_seconds_this_session": time.time() - self.wall_start,
             "device": device_name(self.device),
             "code_version": code_version(),
@@ -580,8 +776,12 @@ def train_job(
     width: int,
     fraction_dirs: dict[float, str | Path],
     train_section: dict,
+    variant: str = "baseline",
 ) -> None:
-    """Entry point of the ``train`` rule: build the trainer from config sections and run."""
+    """Entry point of the ``train`` rule: build the trainer from config sections and run.
+
+    ``variant`` names the config variant (results/variants/{variant}/...) in meta.json.
+    """
     trainer = Trainer(
         train_h5,
         val_h5,
@@ -590,5 +790,6 @@ def train_job(
         int(width),
         fraction_dirs,
         TrainSettings.from_config(train_section),
+        variant=variant,
     )
     trainer.run()

@@ -60,3 +60,29 @@ def combine(
     energy_loss = terms.energy_sum / terms.num_molecules
     force_loss = terms.force_sum / terms.num_atoms
     return energy_weight * energy_loss + force_weight * force_loss, energy_loss, force_loss
+
+
+def validation_metrics(
+    energy_sum: float,
+    force_sum: float,
+    num_molecules: int,
+    num_atoms: int,
+    energy_weight: float,
+    force_weight: float,
+    energy_std_ev: float,
+) -> dict[str, float]:
+    """Eq. 1 over a whole set from accumulated :class:`LossTerms` sums.
+
+    Returns ``val_loss``, ``val_energy_loss``, ``val_force_loss`` (normalised units) and
+    ``val_energy_mae_mev_per_atom`` (meV/atom), ``val_force_mae_mev_per_angstrom``
+    (meV/Angstrom): the normalised terms times the energy std sigma (eV) in meV.
+    """
+    energy_loss, force_loss = energy_sum / num_molecules, force_sum / num_atoms
+    sigma_mev = energy_std_ev * 1000.0
+    return {
+        "val_loss": energy_weight * energy_loss + force_weight * force_loss,
+        "val_energy_loss": energy_loss,
+        "val_force_loss": force_loss,
+        "val_energy_mae_mev_per_atom": energy_loss * sigma_mev,
+        "val_force_mae_mev_per_angstrom": force_loss * sigma_mev,
+    }
