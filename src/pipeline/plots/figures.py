@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from pipeline.scaling.fit import optimal_allocation  # noqa: E402
 from pipeline.scaling.frontier import add_compute, load_curves, smooth_curves  # noqa: E402
@@ -46,10 +46,19 @@ def _colors(keys: Sequence[str]) -> dict[str, tuple]:
 
 def _save(fig, out_path: str | Path) -> Path:
     for ax in fig.axes:
-        # log axes: keep decade labels only (minor labels collide in print)
-        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
-            if scale == "log":
+        # log axes: decade labels only when the axis spans more than two decades (minor
+        # labels collide in print), also labels at 2x and 5x when it spans less
+        for axis, scale, lim in (
+            (ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+            (ax.yaxis, ax.get_yscale(), ax.get_ylim()),
+        ):
+            if scale != "log":
+                continue
+            if np.log10(max(lim) / min(lim)) > 2.0:
                 axis.set_minor_formatter(NullFormatter())
+            else:
+                axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+                axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches="tight")
