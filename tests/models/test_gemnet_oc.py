@@ -1,0 +1,284 @@
+"""GemNet-OC: index constructions, exact E(3) symmetry in float64, robustness, training,
+Table 6 parameter counts."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from pipeline.models import build, num_params
+from pipeline.models.blocks import random_orthogonal, random_rotation
+from pipeline.models.gemnet_oc import GemNetOC
+from pipeline.models.gemnet_oc_layers import (
+    padded_bilinear_sum,
+    quadruplets,
+    ranks_in_group,
+    reverse_edges,
+    triplets,
+)
+from tests.models.conftest import (
+    SYMMETRY_RTOL,
+    MolBatch,
+    assert_finite_with_grads,
+    demo_molecules,
+    rel_err,
+    train_losses,
+)
+
+LADDER = Path(__file__).resolve().parents[2] / "docs" / "ladders_gemnet_oc.yaml"
+
+
+def _small(**kw) -> GemNetOC:
+    """A narrow model with the default structure (all interactions), in float64."""
+    return GemNetOC(**({"width": 16, "num_blocks": 2} | kw)).double()
+
+
+def _within_molecule_permutation(mols: MolBatch, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.cat(
+        [
+            torch.nonzero(mols.batch == m).squeeze(1)[
+                torch.randperm(int((mols.batch == m).sum()), generator=gen)
+            ]
+            for m in range(mols.num_molecules)
+        ]
+    )
+
+
+# --- index constructions ----------------------------------------------------------------
+
+
+def _tiny_graph():
+    """7 atoms, directed edges with some reverse edges missing (as after max_neighbors)."""
+    pairs = [(0, 1), (1, 0), (2, 1), (1, 2), (3, 1), (0, 2), (2, 0), (4, 2), (2, 4), (5, 3)]
+    pairs += [(3, 5), (1, 3), (4, 0), (6, 5), (0, 4)]
+    return torch.tensor(pairs).T, 7
+
+
+def test_triplets_match_brute_force():
+    ei, n = _tiny_graph()
+    out, inn = triplets(ei, ei, n)
+    got = sorted(zip(out.tolist(), inn.tolist(), strict=True))
+    want = sorted(
+        (eo, e_in)
+        for eo, e_in in itertools.product(range(ei.shape[1]), repeat=2)
+        if ei[1, eo] == ei[1, e_in] and ei[0, eo] != ei[0, e_in]
+    )
+    assert got == want and len(want) > 0
+    assert torch.all(out[1:] >= out[:-1])  # grouped by output edge
+    rank = ranks_in_group(out, ei.shape[1])
+    assert len(set(zip(out.tolist(), rank.tolist(), strict=True))) == len(out)
+
+
+def test_quadruplets_match_brute_force():
+    ei, n = _tiny_graph()
+    q_sel = torch.tensor([0, 1, 2, 3, 5, 6, 7, 8, 9, 12])  # a reduced quadruplet graph
+    qei = ei[:, q_sel]
+    idx = quadruplets(ei, qei, n)
+    got = sorted(
+        zip(
+            idx["quad_out"].tolist(),
+            idx["trip_out_mid"][idx["quad_trip_out"]].tolist(),
+            idx["trip_in_in"][idx["quad_trip_in"]].tolist(),
+            strict=True,
+        )
+    )
+    want = []
+    for e_ca in range(ei.shape[1]):
+        c, a = ei[:, e_ca].tolist()
+        for e_ba in range(qei.shape[1]):
+            b, a2 = qei[:, e_ba].tolist()
+            if a2 != a or b == c:
+                continue
+            for e_db in range(qei.shape[1]):
+                d, b2 = qei[:, e_db].tolist()
+                if b2 == b and d not in (a, c):
+                    want.append((e_ca, e_ba, e_db))
+    assert got == sorted(want) and len(want) > 0
+    # the triplets each quadruplet joins share the middle edge b -> a
+    mid_out = idx["trip_out_mid"][idx["quad_trip_out"]]
+    assert torch.equal(mid_out, idx["trip_in_mid"][idx["quad_trip_in"]])
+    assert torch.all(idx["quad_out"][1:] >= idx["quad_out"][:-1])
+
+
+def test_reverse_edges_brute_force():
+    ei, n = _tiny_graph()
+    rev = reverse_edges(ei, n)
+    pairs = [tuple(p) for p in ei.T.tolist()]
+    want = [pairs.index((v, u)) if (v, u) in pairs else -1 for u, v in pairs]
+    assert rev.tolist() == want and -1 in want
+
+
+def test_padded_bilinear_sum_matches_explicit_outer_products():
+    gen = torch.Generator().manual_seed(0)
+    group = torch.tensor([0, 0, 0, 2, 2, 3])
+    x = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    ang = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    rad_w = torch.randn(4, 2, 3, generator=gen, dtype=torch.float64)
+    got = padded_bilinear_sum(x, ang, rad_w, group, ranks_in_group(group, 4), 4)
+    want = torch.zeros(4, 2, 5, dtype=torch.float64)
+    for t in range(6):
+        want[group[t]] += torch.outer(rad_w[group[t]] @ ang[t], x[t])
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+# --- symmetry ---------------------------------------------------------------------------
+
+
+def test_shapes_and_registry(molecules):
+    model = build("gemnet_oc", width=16, num_blocks=2).double()
+    assert isinstance(model, GemNetOC)
+    assert model.cutoff == 10.0 and model.max_neighbors == 50
+    assert GemNetOC.properties == dict(characteristic="invariant", tensor_order=0, body_order=4)
+    energy, forces = molecules.run(model)
+    assert energy.shape == (molecules.num_molecules,) and forces.shape == (len(molecules.z), 3)
+
+
+def test_quadruplets_are_used(molecules):
+    """The test molecules have quadruplets within cutoff_qint, so eq. (10) is exercised."""
+    model = _small()
+    g = model._graph(molecules.pos, molecules.edges(model.cutoff, model.max_neighbors), 21)
+    assert len(g["quad"]["quad_out"]) > 50
+
+
+def test_e3_invariance_and_equivariance(molecules):
+    """Rotations, reflections and translations: E invariant, F co-rotating, to 1e-10."""
+    model = _small()
+    energy, forces = molecules.run(model)
+    gen = torch.Generator().manual_seed(3)
+    rot = random_rotation(gen)
+    refl = random_orthogonal(gen)
+    if torch.linalg.det(refl) > 0:
+        refl = -refl  # an improper rotation (rotation times inversion)
+    for q in (rot, refl, -torch.eye(3, dtype=torch.float64)):
+        shift = 4.0 * torch.randn(3, generator=gen, dtype=torch.float64)
+        e_q, f_q = molecules.run(model, molecules.pos @ q.T + shift)
+        assert rel_err(e_q, energy) < SYMMETRY_RTOL
+        assert rel_err(f_q, forces @ q.T) < SYMMETRY_RTOL
+
+
+def test_permutation_equivariance(molecules):
+    model = _small()
+    energy, forces = molecules.run(model)
+    perm = _within_molecule_permutation(molecules, seed=1)
+    e_p, f_p = molecules.permuted(perm).run(model)
+    assert rel_err(e_p, energy) < SYMMETRY_RTOL
+    assert rel_err(f_p, forces[perm]) < SYMMETRY_RTOL
+
+
+def test_molecules_do_not_interact(edge_cases):
+    model = _small()
+    energy, forces = edge_cases.run(model)
+    for m in range(edge_cases.num_molecules):
+        mask = edge_cases.batch == m
+        sub = MolBatch(
+            edge_cases.z[mask], edge_cases.pos[mask], torch.zeros(int(mask.sum()), dtype=int), 1
+        )
+        e_m, f_m = sub.run(model)
+        torch.testing.assert_close(e_m[0], energy[m], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(f_m, forces[mask], rtol=1e-12, atol=1e-12)
+
+
+# --- robustness -------------------------------------------------------------------------
+
+
+def _collinear_molecules() -> MolBatch:
+    """A straight chain along x (bond angles 0 and pi, undefined dihedrals) and a
+    planar zig-zag with one atom on the axis; all within the quadruplet cutoff."""
+    chain = torch.tensor([[0.0, 0, 0], [1.2, 0, 0], [2.4, 0, 0], [3.6, 0, 0]])
+    bent = torch.tensor([[0.0, 0, 0], [1.1, 0, 0], [1.8, 0.9, 0], [2.9, 0.9, 0], [4.0, 0.9, 0]])
+    pos = torch.cat([chain, bent + 30.0]).double()
+    z = torch.tensor([6, 6, 6, 6, 8, 6, 7, 6, 1])
+    batch = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1])
+    return MolBatch(z, pos, batch, 2)
+
+
+def test_collinear_atoms_finite():
+    mols = _collinear_molecules()
+    model = _small()
+    g = model._graph(mols.pos, mols.edges(model.cutoff, model.max_neighbors), len(mols.z))
+    assert len(g["quad"]["quad_out"]) > 0  # degenerate dihedrals are present
+    assert_finite_with_grads(model, mols)
+
+
+def test_edge_cases_finite(edge_cases):
+    """Edges along z, a 1e-5 Angstrom edge, a single atom, atoms without neighbours, mixed."""
+    model = _small()
+    assert_finite_with_grads(model, edge_cases)
+    energy, forces = edge_cases.run(model)
+    assert torch.all(forces[6:] == 0)  # atoms without neighbours feel no direct force
+
+
+def test_empty_graph():
+    model = _small()
+    z = torch.tensor([6])
+    pos = torch.zeros(1, 3, dtype=torch.float64)
+    no_edges = torch.zeros(2, 0, dtype=torch.long)
+    energy, forces = model(z, pos, no_edges, torch.zeros(1, dtype=torch.long), 1)
+    assert torch.isfinite(energy).all() and torch.equal(forces, torch.zeros(1, 3).double())
+
+
+def test_energy_continuous_at_quadruplet_cutoff():
+    """An atom crossing cutoff_qint removes quadruplets without an energy jump (envelope).
+
+    Without the envelope on the ``d -> b`` edge this jump is about 4e-9 here; with it the
+    difference is the slope times 2e-9 Angstrom (about 1e-11).
+    """
+    model = _small(cutoff_qint=2.0)
+
+    def run(x: float) -> tuple[float, int]:
+        pos = torch.tensor(
+            [[0.0, 0, 0], [1.2, 0, 0], [1.6, 1.1, 0.0], [1.2 + x, 0.3, 1.0]], dtype=torch.float64
+        )
+        mols = MolBatch(torch.tensor([6, 6, 8, 1]), pos, torch.zeros(4, dtype=int), 1)
+        g = model._graph(pos, mols.edges(model.cutoff, model.max_neighbors), 4)
+        return float(mols.run(model)[0][0].detach()), len(g["quad"]["quad_out"])
+
+    # atom 3 sits at distance sqrt(x^2 + 1.09) from atom 1: crosses 2.0 at x = sqrt(2.91)
+    x0 = math.sqrt(4.0 - 1.09)
+    (e_in, n_in), (e_out, n_out) = run(x0 - 1e-9), run(x0 + 1e-9)
+    assert n_in > n_out > 0
+    assert abs(e_in - e_out) < 1e-10
+
+
+def test_rejects_unknown_element(molecules):
+    model = _small(num_elements=6)
+    with pytest.raises(ValueError, match="1..6"):
+        molecules.run(model)
+
+
+# --- training ---------------------------------------------------------------------------
+
+
+def test_loss_goes_down_on_demo_data():
+    """Full-batch Adam steps on 8 embedded GFN2-xTB molecules lower the eq. (1) loss."""
+    torch.manual_seed(0)
+    model = GemNetOC(width=16, num_blocks=2)
+    mols, target_e, target_f = demo_molecules(8)
+    losses = train_losses(model, mols, steps=12, lr=3e-3, targets=(target_e, target_f))
+    assert all(map(math.isfinite, losses))
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+# --- Table 6 ----------------------------------------------------------------------------
+
+
+def _ladder():
+    spec = yaml.safe_load(LADDER.read_text())
+    return spec["fixed"], spec["ladder"]
+
+
+@pytest.mark.parametrize("row", _ladder()[1], ids=lambda r: f"w{r['width']}")
+def test_table6_parameter_counts(row):
+    fixed, _ = _ladder()
+    fixed = {k: v for k, v in fixed.items() if k != "num_blocks"}
+    model = build("gemnet_oc", width=row["width"], num_blocks=row["depth"], **fixed)
+    n = num_params(model)
+    assert abs(n - row["n_params_paper"]) <= 0.02 * row["n_params_paper"]
+    assert n == row["n_params_paper"]  # exact, see docs/ladders_gemnet_oc.yaml
+    assert n == GemNetOC.param_count_formula(row["width"])
