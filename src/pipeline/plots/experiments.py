@@ -57,7 +57,7 @@ CMAP = "viridis"
 def _save(fig, out_path: str | Path) -> Path:
     """Label short log axes with 1-2-5 ticks, then save as the other figures do.
 
-    A log axis spanning less than ~1.5 decades has at most one decade tick, and
+    A log axis spanning less than 2 decades has one or two decade ticks, and
     the shared saver hides minor labels; such axes get major ticks at 1, 2 and 5
     times powers of ten in plain numbers so the values stay readable in print.
     """
@@ -68,7 +68,7 @@ def _save(fig, out_path: str | Path) -> Path:
             (ax.yaxis, ax.get_yscale(), ax.get_ylim()),
         ):
             lo, hi = sorted(lim)
-            if scale == "log" and lo > 0 and np.log10(hi / lo) < 1.5:
+            if scale == "log" and lo > 0 and np.log10(hi / lo) < 2.0:
                 axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
                 axis.set_major_formatter(FormatStrFormatter("%g"))
     return _save_figure(fig, out_path)
