@@ -102,3 +102,17 @@ def test_shipped_demo_file_is_consistent():
     nonneutral = ((charge != 0) | (spin != 1)).mean()
     assert 0.05 < nonneutral < 0.2
     assert path.stat().st_size <= 15 * 2**20
+
+
+@pytest.mark.slow
+def test_shipped_file_prefix_is_reproduced(tmp_path):
+    """Regenerating the first molecules reproduces the shipped samples bit for bit."""
+    generate_demo(tmp_path / "p.h5", n_workers=2, seed=0, max_molecules=12)
+    with h5py.File(tmp_path / "p.h5") as new, h5py.File(demo_path()) as old:
+        m, a = len(new["energy"]), len(new["atomic_numbers"])
+        assert m == 12 * 8
+        for key in ("energy", "charge", "spin", "group", "variant", "conformer"):
+            np.testing.assert_array_equal(new[key][:], old[key][:m])
+        for key in ("atomic_numbers", "positions", "forces"):
+            np.testing.assert_array_equal(new[key][:], old[key][:a])
+        np.testing.assert_array_equal(new["ptr"][:], old["ptr"][: m + 1])

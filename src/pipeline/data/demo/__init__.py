@@ -37,8 +37,11 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
 from collections import Counter
 from importlib import resources
 from pathlib import Path
@@ -232,6 +235,66 @@ def _init_worker() -> None:
     RDLogger.DisableLog("rdApp.*")
 
 
+def _worker_main(argv: list[str]) -> int:
+    """Worker process: ``TASKS_PICKLE WORKER N_WORKERS OUT_PICKLE``; labels tasks
+    ``WORKER::N_WORKERS`` and pickles ``[(index, samples, failures), ...]``."""
+    tasks_path, worker, n_workers, out_path = argv
+    _init_worker()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    tasks = pickle.loads(Path(tasks_path).read_bytes())[int(worker) :: int(n_workers)]
+    out = []
+    for k, task in enumerate(tasks):
+        out.append((task[0], *_label_molecule(task)))
+        if (k + 1) % 250 == 0:
+            logger.info("worker %s: labelled %d / %d molecules", worker, k + 1, len(tasks))
+    Path(out_path).write_bytes(pickle.dumps(out))
+    return 0
+
+
+def _label_in_subprocesses(tasks: list[tuple], n_workers: int) -> list:
+    """Label ``tasks`` in ``n_workers`` fresh interpreter processes (round-robin split).
+
+    Fresh ``python -m`` processes rather than multiprocessing: spawn would re-import
+    the caller's main script (an unguarded Snakemake script), and fork after tblite
+    has run in the parent can deadlock in OpenMP. Results are ordered by task index,
+    so the output does not depend on ``n_workers``.
+    """
+    import pipeline
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    src_root = str(Path(pipeline.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH")) if p)
+    with tempfile.TemporaryDirectory(prefix="demo-") as tmp:
+        tasks_path = Path(tmp) / "tasks.pkl"
+        tasks_path.write_bytes(pickle.dumps(tasks))
+        procs = []
+        for w in range(n_workers):
+            out = Path(tmp) / f"out_{w}.pkl"
+            cmd = [
+                sys.executable,
+                "-m",
+                "pipeline.data.demo",
+                "--worker",
+                str(tasks_path),
+                str(w),
+                str(n_workers),
+                str(out),
+            ]
+            procs.append((subprocess.Popen(cmd, env=env), out))
+        labelled = {}
+        for w, (proc, out) in enumerate(procs):
+            if proc.wait() != 0:
+                for other, _ in procs:
+                    other.kill()
+                raise RuntimeError(
+                    f"demo labelling worker {w} failed with exit code "
+                    f"{proc.returncode} (traceback above)"
+                )
+            for index, samples, failures in pickle.loads(out.read_bytes()):
+                labelled[index] = (samples, failures)
+    return [labelled[t[0]] for t in tasks]
+
+
 def generate_demo(
     out_path: str | os.PathLike,
     n_workers: int = 2,
@@ -305,16 +368,7 @@ def generate_demo(
     )
     results: list[tuple[list[dict], Counter]] = []
     if n_workers > 1:
-        # fork where available: spawn children re-import the caller's __main__, which
-        # breaks when it is an unguarded script (a Snakemake ``script:``). The parent
-        # has started no threads here (tblite only runs in the workers).
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        ctx = mp.get_context(method)
-        with ctx.Pool(n_workers, initializer=_init_worker) as pool:
-            for k, res in enumerate(pool.imap(_label_molecule, tasks, chunksize=4)):
-                results.append(res)
-                if (k + 1) % 250 == 0:
-                    logger.info("labelled %d / %d molecules", k + 1, len(tasks))
+        results = _label_in_subprocesses(tasks, n_workers)
     else:
         _init_worker()
         results = [_label_molecule(t) for t in tasks]

@@ -2,11 +2,15 @@
 
 import argparse
 import logging
+import sys
 
-from pipeline.data.demo import demo_path, generate_demo
+from pipeline.data.demo import _worker_main, demo_path, generate_demo
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:  # internal: one labelling worker of generate_demo
+        sys.exit(_worker_main(argv[1:]))
     parser = argparse.ArgumentParser(description="Regenerate the GFN2-xTB demo dataset.")
     parser.add_argument("--out", default=str(demo_path()), help="output HDF5 path")
     parser.add_argument("--workers", type=int, default=2)
