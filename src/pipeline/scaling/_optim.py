@@ -204,29 +204,26 @@ def _two_loop(
 ) -> np.ndarray:
     """Apply the L-BFGS inverse-Hessian estimate to g [K, P], batched.
 
-    Empty memory slots have ``rho == 0`` and contribute nothing; the initial
-    scaling is ``s.y / y.y`` of the newest pair (1 when the memory is empty).
+    Memories are ring buffers [K, m, P] whose newest slot is ``head - 1``. Empty
+    slots have ``rho == 0`` and contribute nothing; the initial scaling is
+    ``s.y / y.y`` of the newest pair (1 when the memory is empty).
     """
     k, m, _ = s_mem.shape
+    # slots newest -> oldest, gathered once into contiguous arrays
+    order = (head[:, None] - 1 - np.arange(m)[None, :]) % m  # [K, m]
+    S = np.take_along_axis(s_mem, order[:, :, None], axis=1)
+    Y = np.take_along_axis(y_mem, order[:, :, None], axis=1)
+    R = np.take_along_axis(rho, order, axis=1)
     q = g.copy()
-    rows = np.arange(k)
-    alphas = np.zeros((k, m))
-    # newest to oldest
-    order = [(head - 1 - j) % m for j in range(m)]
-    for j, slot in enumerate(order):
-        s, y, r = s_mem[rows, slot], y_mem[rows, slot], rho[rows, slot]
-        a = r * np.einsum("kp,kp->k", s, q)
+    alphas = np.empty((k, m))
+    for j in range(m):
+        a = R[:, j] * np.einsum("kp,kp->k", S[:, j], q)
         alphas[:, j] = a
-        q -= a[:, None] * y
-    newest = order[0]
-    y_new, r_new = y_mem[rows, newest], rho[rows, newest]
-    yy = np.einsum("kp,kp->k", y_new, y_new)
-    denom = r_new * yy  # = y.y / s.y; 0 for an empty slot (or an underflowed y)
+        q -= a[:, None] * Y[:, j]
+    denom = R[:, 0] * np.einsum("kp,kp->k", Y[:, 0], Y[:, 0])  # y.y / s.y; 0 if empty
     gamma = np.divide(1.0, denom, out=np.ones_like(denom), where=denom > 1e-300)
     q *= gamma[:, None]
     for j in range(m - 1, -1, -1):
-        slot = order[j]
-        s, y, r = s_mem[rows, slot], y_mem[rows, slot], rho[rows, slot]
-        b = r * np.einsum("kp,kp->k", y, q)
-        q += (alphas[:, j] - b)[:, None] * s
+        b = R[:, j] * np.einsum("kp,kp->k", Y[:, j], q)
+        q += (alphas[:, j] - b)[:, None] * S[:, j]
     return q
