@@ -148,7 +148,7 @@ def test_batched_lbfgs_matches_scipy_lbfgsb_from_the_same_starts():
         f, g = law.value_grad(x[None, :], w)
         return f[0], g[0]
 
-    starts = law.starts()[:: max(1, len(law.starts()) // 12)]
+    starts = law.starts()[:: max(1, len(law.starts()) // 6)]
     best = min(
         (res for res in (minimize(fun, s, jac=True, method="L-BFGS-B") for s in starts)),
         key=lambda res: res.fun,
@@ -248,6 +248,7 @@ def test_overflowing_bootstrap_parameters_are_counted():
     n = np.repeat([1e5, 3e5, 1e6, 3e6], 3)
     d = np.tile([2e7, 5e7, 1e8], 4)
     loss = np.exp(rng.normal(0.0, 0.05, 12))  # no trend at all
-    r = fit_sum_law(n, d, loss, n_boot=100, seed=0, return_samples=True)
-    assert len(r["samples"]["A"]) + r["n_boot_failed"] == 100
+    r = fit_sum_law(n, d, loss, n_boot=40, seed=0, return_samples=True, compare_e_zero=False)
+    assert r["boot_failures"].get("parameter overflow (log-space value > 700)", 0) > 0
+    assert len(r["samples"]["A"]) + r["n_boot_failed"] == 40
     assert np.all(np.isfinite(r["samples"]["A"])) and np.all(np.isfinite(r["samples"]["B"]))
