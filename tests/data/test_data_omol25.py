@@ -123,3 +123,29 @@ def test_truncated_shard_names_the_shard(tmp_path, rng):
         extract_dataset("omol25", folder, tmp_path / "out", val_size=1, n_workers=2)
     assert "SIGBUS" in str(info.value) or "LMDB" in str(info.value)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_fast_decoder_equals_ase_rows(tmp_path, rng):
+    """iter_aselmdb gives what row.toatoms() + atoms.info.update(row.data) gives."""
+    import ase.db
+
+    from pipeline.data.readers import Record, iter_aselmdb
+
+    shard = write_aselmdb(tmp_path / "s.aselmdb", [a for _, a in bad_cases(rng, MAX_ATOMS)])
+    records = list(iter_aselmdb(shard))
+    db = ase.db.connect(str(shard), readonly=True, use_lock_file=False)
+    assert len(records) == len(db.ids) > 10
+    for rec, idx in zip(records, db.ids, strict=True):
+        assert isinstance(rec, Record)
+        row = db.get(id=idx)
+        atoms = row.toatoms()
+        atoms.info.update(row.data)
+        np.testing.assert_array_equal(rec.numbers, atoms.numbers)
+        np.testing.assert_array_equal(rec.positions, atoms.positions)
+        results = atoms.calc.results
+        np.testing.assert_array_equal(rec.energy, results.get("energy"))
+        if "forces" in results:
+            np.testing.assert_array_equal(rec.forces, results["forces"])
+        else:
+            assert rec.forces is None
+        assert (rec.charge, rec.spin) == (atoms.info["charge"], atoms.info["spin"])

@@ -122,9 +122,10 @@ def check_record(rec: Record, *, neutral_only: bool, max_atoms: int, cutoff: flo
     diff = pos[:, None, :] - pos[None, :, :]
     d2 = np.einsum("ijk,ijk->ij", diff, diff)
     np.fill_diagonal(d2, np.inf)
-    if d2.min() < OVERLAP_DISTANCE**2:
+    nearest = d2.min(axis=1)  # squared distance to each atom's nearest other atom
+    if nearest.min() < OVERLAP_DISTANCE**2:
         return "overlapping_atoms"
-    if np.any(d2.min(axis=1) > cutoff**2):
+    if nearest.max() > cutoff**2:
         return "no_neighbor_within_cutoff"
     return None
 
@@ -510,13 +511,19 @@ def extract_dataset(
     finals = {n: out_dir / n for n in ("train.h5", "val.h5", "stats.json", "summary.json")}
     temps = {n: tmp / n for n in finals}
     try:
+        t0 = time.perf_counter()
         shard_names, results = _read_source(source, path, tmp, filters, n_workers)
+        t1 = time.perf_counter()
+        logger.info("read %d records in %.1f s", sum(r["read"] for r in results), t1 - t0)
         parts = [_load_spill(tmp / f"shard_{k}") for k in range(len(results))]
         summary = _split_and_write(
             source, path, shard_names, results, parts, temps, filters, val_size, seed
         )
         for n, final in finals.items():
             os.replace(temps[n], final)
+        logger.info(
+            "split, fitted references and wrote %s in %.1f s", out_dir, time.perf_counter() - t1
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("extraction summary: %s", json.dumps(summary))

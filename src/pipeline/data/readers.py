@@ -8,6 +8,7 @@ database) raise :class:`SourceError` naming the file.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import zlib
@@ -144,11 +145,53 @@ def iter_extxyz(path: str | os.PathLike) -> Iterator[Record]:
         i += 1
 
 
+def _from_json(value, dtype=None) -> np.ndarray | None:
+    """An array from ASE's JSON encoding (``{"__ndarray__": [shape, dtype, flat]}``)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        shape, stored_dtype, flat = value["__ndarray__"]
+        return np.asarray(flat, dtype=dtype or stored_dtype).reshape(shape)
+    return np.asarray(value, dtype=dtype)
+
+
+def decode_aselmdb_value(raw: bytes) -> tuple:
+    """Decode one stored ASE-DB LMDB row: (numbers, positions, energy, forces, data).
+
+    The row is zlib-compressed JSON in ASE's encoding, as
+    ``ase_db_backends.aselmdb`` writes it. Decoding it directly (stdlib ``json``
+    without ASE's object hooks and ``AtomsRow``) gives the same values about four
+    times faster; tests check equality with ``row.toatoms()``.
+
+    Raises
+    ------
+    zlib.error, ValueError, KeyError, TypeError, IndexError
+        The value is not a decodable row.
+    """
+    dct = json.loads(zlib.decompress(raw))
+    numbers = _from_json(dct["numbers"], np.int64)
+    positions = _from_json(dct["positions"], np.float64)
+    energy = dct.get("energy")
+    forces = _from_json(dct.get("forces"), np.float64)
+    data = dct.get("data") or {}
+    if not isinstance(data, dict):
+        raise TypeError(f"row data is {type(data).__name__}, not a dict")
+    return numbers, positions, energy, forces, data
+
+
+def _scalar(value) -> int | None:
+    if isinstance(value, dict):
+        value = _from_json(value)
+    return _as_int(value)
+
+
 def iter_aselmdb(path: str | os.PathLike) -> Iterator[Record | Unreadable]:
     """Records of one OMol25 ``*.aselmdb`` shard (ASE-DB on LMDB).
 
-    Opened as fairchem does (``readonly=True, use_lock_file=False``) and read through
-    ``db.ids`` one row at a time, so that a corrupt record is reported as
+    Opened as fairchem does (``ase.db.connect(..., readonly=True,
+    use_lock_file=False)``) to list ``db.ids``; the rows are then read one id at a
+    time from a read-only LMDB transaction and decoded with
+    :func:`decode_aselmdb_value`, so that a corrupt record is reported as
     :class:`Unreadable` and the rows after it are still read (``select()`` would stop
     at the first one). Charge and spin multiplicity come from the row's data dict.
 
@@ -171,33 +214,38 @@ def iter_aselmdb(path: str | os.PathLike) -> Iterator[Record | Unreadable]:
         lmdb.open(str(path), subdir=False, readonly=True, lock=False).close()
         db = ase.db.connect(str(path), type="aselmdb", readonly=True, use_lock_file=False)
         ids = list(db.ids)
+        db.close()  # one environment per file and process: reopen below for reading
+        env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=True)
     except lmdb.Error as err:
         raise SourceError(
             f"{path}: not a readable LMDB database ({type(err).__name__}: {err})"
         ) from err
-    for idx in ids:
-        label = f"{path.name}:id {idx}"
-        try:
-            row = db._get_row(idx)  # what db.get(id=idx) does, without a query
-            numbers = np.asarray(row.numbers)
-            positions = np.asarray(row.positions, dtype=np.float64)
-            energy = row.get("energy")
-            forces = row.get("forces")
-            data = row.get("data") or {}
-        except (lmdb.Error, zlib.error, ValueError, KeyError, TypeError, OSError) as err:
-            # zlib.error: corrupt compressed record; ValueError includes JSON decode errors.
-            yield Unreadable(label, f"{type(err).__name__}: {err}")
-            continue
-        yield Record(
-            numbers=numbers,
-            positions=positions,
-            energy=None if energy is None else float(energy),
-            forces=None if forces is None else np.asarray(forces, dtype=np.float64),
-            charge=_as_int(data.get("charge")),
-            spin=_as_int(data.get("spin")),
-            group=label,
-            label=label,
-        )
     if not ids:
         logger.warning("%s: shard holds no record", path)
-    db.close()
+    try:
+        with env.begin(buffers=False) as txn:
+            for idx in ids:
+                label = f"{path.name}:id {idx}"
+                try:
+                    raw = txn.get(str(idx).encode("ascii"))
+                    if raw is None:
+                        raise KeyError(f"id {idx} listed but not stored")
+                    numbers, positions, energy, forces, data = decode_aselmdb_value(raw)
+                    charge, spin = _scalar(data.get("charge")), _scalar(data.get("spin"))
+                    energy = None if energy is None else float(energy)
+                except (lmdb.Error, zlib.error, ValueError, KeyError, TypeError, IndexError) as err:
+                    # zlib.error: corrupt compressed record; ValueError: bad JSON/shape.
+                    yield Unreadable(label, f"{type(err).__name__}: {err}")
+                    continue
+                yield Record(
+                    numbers=numbers,
+                    positions=positions,
+                    energy=energy,
+                    forces=forces,
+                    charge=charge,
+                    spin=spin,
+                    group=label,
+                    label=label,
+                )
+    finally:
+        env.close()
