@@ -137,3 +137,13 @@ def test_failures_leave_no_output(tmp_path, rng):
     with pytest.raises(ExtractionError, match="does not exist"):
         extract_dataset("demo", tmp_path / "missing.h5", tmp_path / "o", val_size=1)
     assert list((tmp_path / "o").iterdir()) == []
+
+
+def test_val_size_zero_gives_empty_validation_store(tmp_path, rng):
+    mols = [random_molecule(rng, 5) for _ in range(10)]
+    summary = extract_dataset(
+        "demo", write_demo_like(tmp_path / "s.h5", mols), tmp_path / "o", val_size=0
+    )
+    assert summary["val_molecules"] == 0 and summary["train_molecules"] == 10
+    val = MoleculeStore.from_h5(tmp_path / "o" / "val.h5")
+    assert val.num_molecules == val.num_atoms == 0

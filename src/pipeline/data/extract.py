@@ -350,18 +350,24 @@ def _write_split(
     counts = natoms_all[order]
     n_mol, n_atoms = len(order), int(counts.sum())
     gz = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+
+    def create(f, name, shape, dtype, data=None):
+        # chunked + gzip; an empty split (val_size 0) gets plain empty datasets
+        if shape[0] == 0:
+            return f.create_dataset(name, shape, dtype, data=data)
+        chunks = (min(shape[0], 65536), *shape[1:])
+        return f.create_dataset(name, shape, dtype, data=data, chunks=chunks, **gz)
+
     with h5py.File(path, "w") as f:
-        ac = max(1, min(n_atoms, 65536))
-        mc = max(1, min(n_mol, 65536))
-        d_z = f.create_dataset("atomic_numbers", (n_atoms,), np.uint8, chunks=(ac,), **gz)
-        d_x = f.create_dataset("positions", (n_atoms, 3), np.float32, chunks=(ac, 3), **gz)
-        d_f = f.create_dataset("forces", (n_atoms, 3), np.float32, chunks=(ac, 3), **gz)
-        d_e = f.create_dataset("energy", (n_mol,), np.float64, chunks=(mc,), **gz)
-        d_q = f.create_dataset("charge", (n_mol,), np.int8, chunks=(mc,), **gz)
-        d_s = f.create_dataset("spin", (n_mol,), np.int8, chunks=(mc,), **gz)
+        d_z = create(f, "atomic_numbers", (n_atoms,), np.uint8)
+        d_x = create(f, "positions", (n_atoms, 3), np.float32)
+        d_f = create(f, "forces", (n_atoms, 3), np.float32)
+        d_e = create(f, "energy", (n_mol,), np.float64)
+        d_q = create(f, "charge", (n_mol,), np.int8)
+        d_s = create(f, "spin", (n_mol,), np.int8)
         ptr = np.zeros(n_mol + 1, dtype=np.int64)
         np.cumsum(counts, out=ptr[1:])
-        f.create_dataset("ptr", data=ptr, chunks=(max(1, min(n_mol + 1, 65536)),), **gz)
+        create(f, "ptr", ptr.shape, np.int64, data=ptr)
         for b0 in range(0, n_mol, _BLOCK):
             idx = order[b0 : b0 + _BLOCK]
             cnt = natoms_all[idx]
