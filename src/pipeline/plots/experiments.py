@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter, LogLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 from scipy.optimize import minimize_scalar  # noqa: E402
 
 from pipeline.plots.figures import (  # noqa: E402
@@ -54,12 +54,22 @@ CMAP = "viridis"
 # --------------------------------------------------------------------------- output
 
 
+def _tick_label(v: float, _pos=None) -> str:
+    """Plain numbers between 1e-3 and 1e4, ``m x 10^e`` outside."""
+    if v == 0 or 1e-3 <= abs(v) < 1e4:
+        return f"{v:g}"
+    e = int(np.floor(np.log10(abs(v))))
+    m = v / 10**e
+    return rf"$10^{{{e}}}$" if np.isclose(m, 1) else rf"${m:.2g}\times10^{{{e}}}$"
+
+
 def _save(fig, out_path: str | Path) -> Path:
     """Label short log axes with 1-2-5 ticks, then save as the other figures do.
 
     A log axis spanning less than 2 decades has one or two decade ticks, and
-    the shared saver hides minor labels; such axes get major ticks at 1, 2 and 5
-    times powers of ten in plain numbers so the values stay readable in print.
+    the shared saver hides minor labels; such axes get major ticks at 1-2-5 (y;
+    1-3 on x) times powers of ten, more below one decade, labelled in plain
+    numbers, so the values stay readable in print.
     """
     fig.canvas.draw()  # settle limits
     for ax in fig.axes:
@@ -69,8 +79,13 @@ def _save(fig, out_path: str | Path) -> Path:
         ):
             lo, hi = sorted(lim)
             if scale == "log" and lo > 0 and np.log10(hi / lo) < 2.0:
-                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-                axis.set_major_formatter(FormatStrFormatter("%g"))
+                short = np.log10(hi / lo) < 1.0
+                if axis is ax.xaxis:  # horizontal labels are wide: fewer ticks
+                    subs = (1.0, 2.0, 3.0, 5.0) if short else (1.0, 3.0)
+                else:
+                    subs = (1.0, 1.5, *range(2, 10)) if short else (1.0, 2.0, 5.0)
+                axis.set_major_locator(LogLocator(base=10, subs=subs))
+                axis.set_major_formatter(FuncFormatter(_tick_label))
     return _save_figure(fig, out_path)
 
 
@@ -248,7 +263,7 @@ def _eq5_fit(points: pd.DataFrame, label: str, n_boot: int, seed: int) -> dict |
         fit = fit_sum_law(points["n"], points["d"], points["loss"], n_boot, seed, label=label,
                           return_samples=True)  # fmt: skip
     except ValueError as err:
-        logger.warning("%s: no eq. 5 fit (%s)", label, err)
+        logger.warning("%s: no free eq. 5 fit (%s); fitting with E = 0", label, err)
         try:
             fit = fit_sum_law(points["n"], points["d"], points["loss"], n_boot, seed,
                               label=label, fix_e_zero=True, return_samples=True)  # fmt: skip
@@ -397,7 +412,9 @@ def plot_fig7(
 
     Left: loss-compute frontiers with eq. (4); middle: final loss vs D for the
     largest model with eq. (5) at that N (legend: beta); right: final loss vs N
-    at the largest D with eq. (5) (legend: alpha). Fainter points: the other runs.
+    at the largest data fraction with eq. (5) at its median D (legend: alpha).
+    Fainter points: the other runs. Eq. (5) is fitted to all runs of an arm, with
+    E = 0 when D spans less than a decade (as the fit stage does).
 
     Parameters
     ----------
@@ -433,8 +450,10 @@ def plot_fig7(
             (axes[1], "d", "n", r"\beta", "beta"),
             (axes[2], "n", "d", r"\alpha", "alpha"),
         ):
-            fixed = pts[fixed_k].max()
-            sel = np.isclose(pts[fixed_k], fixed, rtol=1e-3)
+            # the largest model, or the largest fraction (whose D differs slightly per run)
+            key = "n" if fixed_k == "n" else "fraction"
+            sel = (pts[key] == pts[key].max()).to_numpy()
+            fixed = float(np.median(pts.loc[sel, fixed_k]))
             ax.scatter(pts.loc[~sel, xk], pts.loc[~sel, "loss"], color=colors[label], s=10,
                        alpha=0.25, linewidths=0)  # fmt: skip
             ax.scatter(pts.loc[sel, xk], pts.loc[sel, "loss"], color=colors[label], s=18,
@@ -610,10 +629,11 @@ def plot_fig10(grid: pd.DataFrame, sweep: pd.DataFrame, out_path: str | Path) ->
     ----------
     grid : DataFrame
         ``arch, batch_size, lr, val_loss``: final validation loss of each run of
-        the batch-size/learning-rate sweep (see :func:`final_losses`).
+        the batch-size/learning-rate sweep (see :func:`final_losses`); repeated
+        (batch_size, lr) rows are averaged.
     sweep : DataFrame
         ``arch, depth, width, n_params, val_loss`` of the depth/width sweep at
-        about equal N.
+        about equal N (repeated (depth, width) rows are averaged).
     out_path : path
         PDF to write.
     """
@@ -637,14 +657,20 @@ def plot_fig10(grid: pd.DataFrame, sweep: pd.DataFrame, out_path: str | Path) ->
             ax.legend(fontsize=7)
         ax.set(xscale="log", yscale="log", xlabel="Learning rate", title=arch)
         ax = axes[1][j]
-        s = sweep[sweep["arch"] == arch].sort_values("depth")
+        s = (
+            sweep[sweep["arch"] == arch]
+            .groupby(["depth", "width"], as_index=False)
+            .agg(n_params=("n_params", "median"), val_loss=("val_loss", "mean"))
+            .sort_values("depth")
+        )
         if not s.empty:
             ax.plot(s["depth"], s["val_loss"], "o-", color="C0", ms=4)
             for _, r in s.iterrows():
-                ax.annotate(f"w={int(r['width'])}\nN={r['n_params'] / 1e6:.2g}M",
+                ax.annotate(f"w={int(r['width'])}\nN={r['n_params']:.2g}",
                             (r["depth"], r["val_loss"]), fontsize=6, xytext=(3, 3),
                             textcoords="offset points")  # fmt: skip
         ax.set(yscale="log", xlabel="Depth (layers)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         if j == 0:
             axes[0][j].set_ylabel("Validation loss")
             ax.set_ylabel("Validation loss")
