@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -259,22 +260,19 @@ def _start_long_training(tmp_path: Path, runtime: int, extra: str | None = None)
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=_env(),
+            start_new_session=True,  # _stop kills the whole group
         )
     return process, output
 
 
 def _stop(process, output: Path) -> None:
-    """Stop Snakemake (it cancels its SLURM jobs on SIGTERM) and cancel what is left."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Cancel this run's SLURM jobs, then kill its Snakemake (a process group of its own)."""
     jobs = [job for job, _ in _submissions(_read(output))]
     if jobs:
         subprocess.run(["scancel", *jobs], capture_output=True, timeout=20)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
 
 
 def _wait_submission(process, output: Path, index: int) -> tuple[str, Path]:
