@@ -245,8 +245,8 @@ def write_report(
     lines = [
         "# Scaling laws and symmetry: reproduction report",
         "",
-        f"{len(tables)} tables and {len(figures)} figures of the study; captions are "
-        "shortened from the paper's, numbers are this run's.",
+        f"Tables: {len(tables)}, figures: {len(figures)}. Captions are shortened from "
+        "the paper's; every number is this study's.",
         "",
         "## Tables",
     ]

@@ -189,3 +189,10 @@ def test_fig14_15_16(arms, tmp_path):
     assert _is_pdf(ex.plot_fig16(arms["slow"], tmp_path / "f16.pdf"))
     with pytest.raises(ValueError, match="fig 14"):
         ex.plot_fig14(both.drop(columns="val_force_loss"), tmp_path / "x.pdf")
+
+
+def test_load_runs_with_meta_rejects_non_numeric_depth(tmp_path):
+    dirs = _with_meta(_runs(tmp_path, "mpnn", n=(1e4,)), lr=1e-3, batch_size=8,
+                      hparams={"num_layers": "five"})  # fmt: skip
+    with pytest.raises(ValueError, match=r"meta.json: hparams.num_layers must be a number"):
+        ex.load_runs_with_meta(dirs)

@@ -133,17 +133,18 @@ def load_runs_with_meta(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
             "lr": float(meta["lr"]),
             "lr_base": float(meta.get("lr_base", np.nan)),
             "batch_size": int(meta["batch_size"]),
-            "depth": hp.get("num_layers", np.nan),
-            "vector_channels": hp.get("vector_channels", np.nan),
-            "lmax": hp.get("lmax", np.nan),
         }
+        for col, key in (("depth", "num_layers"), ("vector_channels", "vector_channels"),
+                         ("lmax", "lmax")):  # fmt: skip
+            value = hp.get(key)
+            if value is not None and not isinstance(value, int | float):
+                raise ValueError(f"{path}: hparams.{key} must be a number, got {value!r}")
+            row[col] = np.nan if value is None else float(value)
         for k, v in hp.items():
             if isinstance(v, int | float | str | bool) or v is None:
                 row[f"hp_{k}"] = v
         rows.append(row)
     meta_df = pd.DataFrame(rows)
-    for c in ("depth", "vector_channels", "lmax"):
-        meta_df[c] = pd.to_numeric(meta_df[c], errors="raise")
     out = curves.merge(meta_df, on="run", how="left", validate="many_to_one")
     out.attrs = curves.attrs
     return out
@@ -809,6 +810,13 @@ def estimate_floor(groups: Iterable[tuple[np.ndarray, np.ndarray]], cap: float =
     res = minimize_scalar(sse, bounds=(0.0, cap * y_min), method="bounded")
     if not res.success:
         raise ValueError(f"eq. 24: L_D search failed ({res.message})")
+    if res.x > 0.99 * cap * y_min:
+        logger.warning(
+            "eq. 24: L_D estimate %.4g sits at its bound (%.0f %% of the lowest loss); "
+            "the data do not pin the floor down, pass L_D explicitly",
+            res.x,
+            100 * cap,
+        )
     return float(res.x)
 
 
