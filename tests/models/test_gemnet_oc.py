@@ -15,9 +15,14 @@ from pipeline.models import build, num_params
 from pipeline.models.blocks import random_orthogonal, random_rotation
 from pipeline.models.gemnet_oc import GemNetOC
 from pipeline.models.gemnet_oc_layers import (
+    azimuth_modes,
+    dihedral_sum,
+    pad_groups,
     padded_bilinear_sum,
+    quadruplet_triplets,
     quadruplets,
     ranks_in_group,
+    reference_directions,
     reverse_edges,
     triplets,
 )
@@ -36,6 +41,12 @@ LADDER = Path(__file__).resolve().parents[2] / "docs" / "ladders_gemnet_oc.yaml"
 def _small(**kw) -> GemNetOC:
     """A narrow model with the default structure (all interactions), in float64."""
     return GemNetOC(**({"width": 16, "num_blocks": 2} | kw)).double()
+
+
+def _num_quadruplets(quad: dict) -> int:
+    """Quadruplets behind the factorised bases: triplet pairs sharing b -> a, minus d == c."""
+    per_mid = torch.bincount(quad["trip_in_mid"], minlength=quad["num_qedges"])
+    return int(per_mid[quad["trip_out_mid"]].sum() - (quad["self_term"] >= 0).sum())
 
 
 def _within_molecule_permutation(mols: MolBatch, seed: int) -> torch.Tensor:
@@ -106,6 +117,53 @@ def test_quadruplets_match_brute_force():
     assert torch.all(idx["quad_out"][1:] >= idx["quad_out"][:-1])
 
 
+def test_factorised_dihedral_sum_matches_explicit_quadruplets():
+    """The O(triplets) sum over d equals the explicit sum over the quadruplets."""
+    ei, n = _tiny_graph()
+    qei = ei[:, torch.tensor([0, 1, 2, 3, 5, 6, 7, 8, 9, 12])]
+    full = quadruplets(ei, qei, n)
+    tri = quadruplet_triplets(ei, qei, n)
+    for key in ("trip_out_out", "trip_out_mid", "trip_in_mid", "trip_in_in"):
+        assert torch.equal(full[key], tri[key])
+    assert torch.any(tri["self_term"] >= 0)  # the d == c exclusion is exercised
+    gen = torch.Generator().manual_seed(0)
+    n_in, n_out, s = len(tri["trip_in_mid"]), len(tri["trip_out_mid"]), 4
+    x = torch.randn(n_in, 3, generator=gen, dtype=torch.float64)
+    z_c = torch.randn(n_out, s, 2, generator=gen, dtype=torch.float64)
+    z_d = torch.randn(n_in, s, 2, generator=gen, dtype=torch.float64)
+    got = dihedral_sum(
+        x, z_c, z_d, tri["trip_in_mid"], tri["trip_out_mid"], tri["self_term"], qei.shape[1]
+    )
+    want = torch.zeros(n_out, s, 3, dtype=torch.float64)
+    for t, i in zip(full["quad_trip_out"].tolist(), full["quad_trip_in"].tolist(), strict=True):
+        want[t] += (z_c[t] * z_d[i]).sum(-1).unsqueeze(-1) * x[i]
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_azimuth_modes_give_dihedral_cosines_in_any_frame():
+    """Re(z1^k conj z2^k) = rho1^k rho2^k cos(k phi), independent of the reference."""
+    gen = torch.Generator().manual_seed(0)
+    axis = torch.randn(20, 3, generator=gen, dtype=torch.float64)
+    axis = axis / axis.norm(dim=1, keepdim=True)
+    v1, v2 = (torch.randn(20, 3, generator=gen, dtype=torch.float64) for _ in range(2))
+    p1 = torch.linalg.cross(v1, axis)
+    p2 = torch.linalg.cross(v2, axis)
+    cos_phi = (p1 * p2).sum(-1) / (p1.norm(dim=1) * p2.norm(dim=1))
+    phi = torch.arccos(cos_phi.clamp(-1, 1))
+    rho1 = p1.norm(dim=1) / torch.sqrt(p1.square().sum(-1) + 1e-9)
+    rho2 = p2.norm(dim=1) / torch.sqrt(p2.square().sum(-1) + 1e-9)
+    ref = reference_directions(axis)
+    other = torch.linalg.cross(axis, ref) * 0.6 + ref * 0.8  # another unit normal
+    for frame in (ref, other):
+        prod = (azimuth_modes(v1, axis, frame, 5) * azimuth_modes(v2, axis, frame, 5)).sum(-1)
+        k = torch.arange(5, dtype=torch.float64)
+        want = (rho1 * rho2).unsqueeze(1) ** k * torch.cos(k * phi.unsqueeze(1))
+        torch.testing.assert_close(prod, want, rtol=1e-10, atol=1e-10)
+    # vectors along the axis: modes k >= 1 vanish (undefined azimuth), no NaN
+    along = azimuth_modes(3.0 * axis, axis, ref, 5)
+    assert torch.isfinite(along).all() and along[:, 1:].abs().max() < 1e-4
+
+
 def test_reverse_edges_brute_force():
     ei, n = _tiny_graph()
     rev = reverse_edges(ei, n)
@@ -120,7 +178,9 @@ def test_padded_bilinear_sum_matches_explicit_outer_products():
     x = torch.randn(6, 5, generator=gen, dtype=torch.float64)
     ang = torch.randn(6, 3, generator=gen, dtype=torch.float64)
     rad_w = torch.randn(4, 2, 3, generator=gen, dtype=torch.float64)
-    got = padded_bilinear_sum(x, ang, rad_w, group, ranks_in_group(group, 4), 4)
+    rank = ranks_in_group(group, 4)
+    ang_pad_t = pad_groups(ang, group, rank, 4).transpose(1, 2)
+    got = padded_bilinear_sum(x, ang_pad_t, rad_w, group, rank)
     want = torch.zeros(4, 2, 5, dtype=torch.float64)
     for t in range(6):
         want[group[t]] += torch.outer(rad_w[group[t]] @ ang[t], x[t])
@@ -143,7 +203,7 @@ def test_quadruplets_are_used(molecules):
     """The test molecules have quadruplets within cutoff_qint, so eq. (10) is exercised."""
     model = _small()
     g = model._graph(molecules.pos, molecules.edges(model.cutoff, model.max_neighbors), 21)
-    assert len(g["quad"]["quad_out"]) > 50
+    assert _num_quadruplets(g["quad"]) > 50
 
 
 def test_e3_invariance_and_equivariance(molecules):
@@ -202,7 +262,7 @@ def test_collinear_atoms_finite():
     mols = _collinear_molecules()
     model = _small()
     g = model._graph(mols.pos, mols.edges(model.cutoff, model.max_neighbors), len(mols.z))
-    assert len(g["quad"]["quad_out"]) > 0  # degenerate dihedrals are present
+    assert _num_quadruplets(g["quad"]) > 0  # degenerate dihedrals are present
     assert_finite_with_grads(model, mols)
 
 
@@ -237,7 +297,7 @@ def test_energy_continuous_at_quadruplet_cutoff():
         )
         mols = MolBatch(torch.tensor([6, 6, 8, 1]), pos, torch.zeros(4, dtype=int), 1)
         g = model._graph(pos, mols.edges(model.cutoff, model.max_neighbors), 4)
-        return float(mols.run(model)[0][0].detach()), len(g["quad"]["quad_out"])
+        return float(mols.run(model)[0][0].detach()), _num_quadruplets(g["quad"])
 
     # atom 3 sits at distance sqrt(x^2 + 1.09) from atom 1: crosses 2.0 at x = sqrt(2.91)
     x0 = math.sqrt(4.0 - 1.09)

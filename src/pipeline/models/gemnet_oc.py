@@ -30,10 +30,12 @@ from pipeline.models.gemnet_oc_layers import (
     QuadrupletInteraction,
     RadialBasisEmbedding,
     TripletInteraction,
-    chebyshev,
+    azimuth_modes,
     legendre,
-    quadruplets,
+    pad_groups,
+    quadruplet_triplets,
     ranks_in_group,
+    reference_directions,
     residual_stack,
     reverse_edges,
     scatter_rows,
@@ -323,6 +325,7 @@ class GemNetOC(nn.Module):
         t_out, t_in = triplets(edge_index, edge_index, num_atoms)
         ang = legendre((unit[t_out] * unit[t_in]).sum(-1), s)  # [T, S]
         t_rank = ranks_in_group(t_out, num_edges)
+        ang_pad_t = pad_groups(ang, t_out, t_rank, num_edges).transpose(1, 2)  # [E, S, K]
         for name, mlp in (
             ("tint", self.mlp_cbf_tint),
             ("aeint", self.mlp_cbf_aeint),
@@ -332,7 +335,7 @@ class GemNetOC(nn.Module):
                 "out": t_out,
                 "in": t_in,
                 "rank": t_rank,
-                "ang": ang,
+                "ang_pad_t": ang_pad_t,
                 "rad_w": mlp(rad),
             }
         g["rbf_tint"] = self.mlp_rbf_tint(rad)
@@ -346,10 +349,10 @@ class GemNetOC(nn.Module):
         return g
 
     def _quadruplet_bases(self, edge_index, vec, dist, unit, rad, num_atoms) -> dict:
-        """Quadruplet indices and bases on the reduced graph ``|r| < cutoff_qint``."""
+        """Quadruplet triplets and bases on the reduced graph ``|r| < cutoff_qint``."""
         s = self.num_spherical
         q_edges = torch.nonzero(dist < self.cutoff_qint).squeeze(-1)  # main index of q-edges
-        idx = quadruplets(edge_index, edge_index[:, q_edges], num_atoms)
+        idx = quadruplet_triplets(edge_index, edge_index[:, q_edges], num_atoms)
         env_q = self.envelope_qint(dist[q_edges])  # [Eq]
         rad_q = env_q.unsqueeze(-1) * self.radial_qint(dist[q_edges])  # [Eq, R]
 
@@ -360,27 +363,30 @@ class GemNetOC(nn.Module):
         cbf = (rad_w @ legendre(cos_abd, s).unsqueeze(-1)).squeeze(-1)  # [Ti, cbf]
         cbf = cbf * env_q[inner].unsqueeze(-1)  # d -> b leaves the q-graph smoothly
 
-        # quadruplets c -> a <- b <- d: angle c a b and dihedral about the axis a-b
-        t_out = idx["quad_trip_out"]
-        e_ca = idx["trip_out_out"][t_out]  # main edge c -> a [Q]
-        e_ba = q_edges[idx["trip_out_mid"][t_out]]  # main index of b -> a [Q]
-        e_db = q_edges[inner[idx["quad_trip_in"]]]  # main index of d -> b [Q]
-        cos_cab = (unit[e_ca] * unit[e_ba]).sum(-1)
-        n1 = torch.linalg.cross(vec[e_ca], unit[e_ba])  # components normal to the axis
-        n2 = torch.linalg.cross(vec[e_db], unit[e_ba])
-        eps = 1e-9  # Angstrom^2: a finite, smooth value (0) for collinear atoms
-        norm = torch.sqrt((n1.square().sum(-1) + eps) * (n2.square().sum(-1) + eps))
-        cos_dihedral = (n1 * n2).sum(-1) / norm  # [Q]
-        ang = legendre(cos_cab, s).unsqueeze(2) * chebyshev(cos_dihedral, s).unsqueeze(1)
-        num_edges = edge_index.shape[1]
+        # triplets c -> a <- b: angle c a b; dihedral modes of r_ca and r_db about a-b
+        e_ca = idx["trip_out_out"]  # main edge c -> a per triplet [To]
+        axis = unit[q_edges]  # unit (x_b - x_a) per q-edge b -> a [Eq, 3]
+        ref = reference_directions(axis)  # [Eq, 3]
+        q_mid_out = idx["trip_out_mid"]
+        cos_cab = (unit[e_ca] * axis[q_mid_out]).sum(-1)  # [To]
+        z_c = azimuth_modes(vec[e_ca], axis[q_mid_out], ref[q_mid_out], s)  # [To, S, 2]
+        z_d = azimuth_modes(vec[q_edges[inner]], axis[mid], ref[mid], s)  # [Ti, S, 2]
+        # joint basis sum_{l,k} W[|r_ca|][:, l, k] P_l(cos cab) (dihedral mode k): contract
+        # the radial weights with P_l once per triplet -> u [To, sbf, S]
+        sbf = self.mlp_sbf_qint.size
+        rad_w = self.mlp_sbf_qint(rad).reshape(len(rad), sbf, s, s)  # [E, sbf, S(l), S(k)]
+        u = torch.einsum("tblk,tl->tbk", rad_w[e_ca], legendre(cos_cab, s))
         return {
-            "db_edge": q_edges[inner],  # main index of d -> b per triplet [Ti]
+            "db_edge": q_edges[inner],  # main index of d -> b per triplet a <- b <- d [Ti]
             "cbf": cbf,
-            "quad_trip_in": idx["quad_trip_in"],
-            "quad_out": e_ca,
-            "rank": ranks_in_group(e_ca, num_edges),
-            "ang": ang.flatten(1),  # [Q, S * S]
-            "rad_w": self.mlp_sbf_qint(rad),  # [E, sbf, S * S]
+            "trip_in_mid": mid,
+            "trip_out_mid": q_mid_out,
+            "trip_out_out": e_ca,
+            "self_term": idx["self_term"],
+            "num_qedges": len(q_edges),
+            "u": u,  # [To, sbf, S]
+            "z_c": z_c,
+            "z_d": z_d,
         }
 
     # --- forward ---------------------------------------------------------------------------

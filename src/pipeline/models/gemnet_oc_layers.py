@@ -26,11 +26,16 @@ __all__ = [
     "reverse_edges",
     "triplets",
     "quadruplets",
+    "quadruplet_triplets",
+    "azimuth_modes",
+    "dihedral_sum",
+    "reference_directions",
     "ranks_in_group",
     "legendre",
     "chebyshev",
     "RadialBasisEmbedding",
     "AngularBasisEmbedding",
+    "pad_groups",
     "padded_bilinear_sum",
 ]
 
@@ -169,6 +174,95 @@ def quadruplets(
     }
 
 
+def quadruplet_triplets(
+    edge_index: torch.Tensor, qint_edge_index: torch.Tensor, num_atoms: int
+) -> dict[str, torch.Tensor]:
+    """The two triplet lists of the quadruplets ``c -> a <- b <- d``, without joining them.
+
+    The quadruplet sum is evaluated as a sum over ``d`` per quadruplet-graph edge
+    ``b -> a`` followed by a sum over the triplets ``c -> a <- b`` (see
+    :class:`QuadrupletInteraction`); the excluded term ``d == c`` is subtracted, so
+    only its index is needed.
+
+    Returns
+    -------
+    dict of long tensors
+        ``trip_out_out``, ``trip_out_mid`` [To] (main edge c->a sorted ascending, q-edge
+        b->a), ``trip_in_mid``, ``trip_in_in`` [Ti] (q-edge b->a, q-edge d->b, d != a),
+        ``self_term`` [To]: index into the ``trip_in`` lists of ``d == c`` for the
+        triplet (q-edge c->b exists), else -1.
+    """
+    trip_out_out, trip_out_mid = triplets(edge_index, qint_edge_index, num_atoms)
+    trip_in_mid, trip_in_in = group_pairs(qint_edge_index[0], qint_edge_index[1], num_atoms)
+    keep = qint_edge_index[0, trip_in_in] != qint_edge_index[1, trip_in_mid]
+    trip_in_mid, trip_in_in = trip_in_mid[keep], trip_in_in[keep]
+    key_in = trip_in_mid * num_atoms + qint_edge_index[0, trip_in_in]  # (b->a, d)
+    key_out = trip_out_mid * num_atoms + edge_index[0, trip_out_out]  # (b->a, c)
+    self_term = torch.full_like(key_out, -1)
+    if len(key_in) and len(key_out):
+        order = torch.argsort(key_in)
+        pos = torch.searchsorted(key_in[order], key_out).clamp(max=len(key_in) - 1)
+        found = key_in[order][pos] == key_out
+        self_term = torch.where(found, order[pos], self_term)
+    return {
+        "trip_out_out": trip_out_out,
+        "trip_out_mid": trip_out_mid,
+        "trip_in_mid": trip_in_mid,
+        "trip_in_in": trip_in_in,
+        "self_term": self_term,
+    }
+
+
+def azimuth_modes(
+    vectors: torch.Tensor, axis: torch.Tensor, frame: torch.Tensor, num: int, eps: float = 1e-9
+) -> torch.Tensor:
+    """Fourier modes ``rho^k (cos k alpha, sin k alpha)`` of vectors about an axis.
+
+    ``alpha`` is the azimuth of each vector about its unit ``axis`` in the reference
+    direction ``frame`` (unit, normal to the axis), ``rho = |p| / sqrt(|p|^2 + eps)``
+    with ``p`` the component normal to the axis (so the modes k >= 1 vanish smoothly for
+    vectors along the axis, where the azimuth is undefined). For two vectors with modes
+    ``z1, z2``: ``Re(z1^k conj(z2^k)) = rho1^k rho2^k cos(k phi)``, ``phi`` the unsigned
+    dihedral angle between them about the axis, whatever the reference direction.
+
+    Parameters
+    ----------
+    vectors, axis, frame : float [N, 3]
+    num : int
+        Modes k = 0 .. num-1.
+    eps : float
+        Angstrom^2.
+
+    Returns
+    -------
+    float [N, num, 2]
+        (real, imaginary) parts.
+    """
+    normal = torch.linalg.cross(axis, frame)
+    x = (vectors * frame).sum(-1)
+    y = (vectors * normal).sum(-1)
+    scale = torch.rsqrt(x.square() + y.square() + eps)
+    x, y = x * scale, y * scale
+    re, im = [torch.ones_like(x)], [torch.zeros_like(x)]
+    for _ in range(1, num):
+        re_k = re[-1] * x - im[-1] * y
+        im.append(re[-1] * y + im[-1] * x)
+        re.append(re_k)
+    return torch.stack([torch.stack(re, -1), torch.stack(im, -1)], -1)
+
+
+def reference_directions(axis: torch.Tensor) -> torch.Tensor:
+    """A unit vector normal to each unit ``axis`` [N, 3] -> [N, 3].
+
+    Built from the coordinate axis least aligned with ``axis`` (never degenerate); the
+    choice is arbitrary, and the dihedral modes built on it do not depend on it.
+    """
+    helper = torch.zeros_like(axis)
+    helper[torch.arange(len(axis), device=axis.device), axis.abs().argmin(dim=-1)] = 1.0
+    ref = helper - (helper * axis).sum(-1, keepdim=True) * axis
+    return ref / torch.linalg.vector_norm(ref, dim=-1, keepdim=True)
+
+
 # --- angular functions -------------------------------------------------------------------
 
 
@@ -189,6 +283,51 @@ def chebyshev(x: torch.Tensor, num: int) -> torch.Tensor:
     for _ in range(2, num):
         out.append(2 * x * out[-1] - out[-2])
     return torch.stack(out[:num], dim=-1)
+
+
+def dihedral_sum(
+    x_in: torch.Tensor,
+    z_c: torch.Tensor,
+    z_d: torch.Tensor,
+    trip_in_mid: torch.Tensor,
+    trip_out_mid: torch.Tensor,
+    self_term: torch.Tensor,
+    num_qedges: int,
+) -> torch.Tensor:
+    """``v[t, k] = sum_{d != c} Re(z_c[t]^k conj(z_d^k)) x_in[(a <- b <- d)]`` per triplet t.
+
+    For every triplet ``t = (c -> a <- b)`` the sum runs over the triplets
+    ``a <- b <- d`` of the same quadruplet-graph edge ``b -> a`` except ``d == c``:
+    the quadruplet sum of eq. (10) with the dihedral modes ``cos(k phi_cabd)``, computed
+    in O(triplets) instead of O(quadruplets) since ``cos(k (alpha_c - alpha_d))``
+    separates into products of per-atom modes (:func:`azimuth_modes`).
+
+    Parameters
+    ----------
+    x_in : float [Ti, C]
+        Per triplet ``a <- b <- d``.
+    z_c : float [To, S, 2]
+        Modes of ``r_ca`` per triplet ``c -> a <- b``.
+    z_d : float [Ti, S, 2]
+        Modes of ``r_db`` per triplet ``a <- b <- d``.
+    trip_in_mid, trip_out_mid : long [Ti], long [To]
+        The q-edge ``b -> a`` of each triplet.
+    self_term : long [To]
+        Index of the ``d == c`` triplet to exclude, or -1.
+    num_qedges : int
+
+    Returns
+    -------
+    float [To, S, C]
+    """
+    per_mid = scatter_rows(
+        z_d.unsqueeze(-1) * x_in[:, None, None, :], trip_in_mid, num_qedges
+    )  # [Eq, S, 2, C]
+    v = (z_c.unsqueeze(-1) * per_mid[trip_out_mid]).sum(2)  # [To, S, C]
+    has = (self_term >= 0).to(v.dtype).view(-1, 1, 1)
+    own = self_term.clamp(min=0)
+    self_modes = (z_c * z_d[own]).sum(-1)  # [To, S]
+    return v - has * self_modes.unsqueeze(-1) * x_in[own].unsqueeze(1)
 
 
 # --- dense layers ----------------------------------------------------------------------------
@@ -291,45 +430,49 @@ class AngularBasisEmbedding(nn.Module):
         return out.view(-1, self.num_angular, self.size).transpose(1, 2)  # [G, size, L]
 
 
+def pad_groups(
+    values: torch.Tensor, group: torch.Tensor, rank: torch.Tensor, num_groups: int
+) -> torch.Tensor:
+    """Scatter per-element rows ``values`` [T, C] into a zero-padded ``[G, K, C]`` tensor."""
+    k = int(rank.max()) + 1 if len(rank) else 1
+    out = values.new_zeros(num_groups, k, values.shape[1])
+    out[group, rank] = values
+    return out
+
+
 def padded_bilinear_sum(
     x: torch.Tensor,
-    ang: torch.Tensor,
+    ang_pad_t: torch.Tensor,
     rad_w: torch.Tensor,
     group: torch.Tensor,
     rank: torch.Tensor,
-    num_groups: int,
 ) -> torch.Tensor:
     """``out[g] = sum_{t in g} (rad_w[g] @ ang[t]) outer x[t]`` without per-element outer products.
 
-    Elements are scattered into dense padded tensors ``[G, K, .]`` (K = largest group) and
-    contracted with two batched matrix products.
+    Elements are scattered into a dense padded tensor ``[G, K, C]`` (K = largest group)
+    and contracted with two batched matrix products.
 
     Parameters
     ----------
     x : float [T, C]
         Per-element embeddings.
-    ang : float [T, L]
-        Per-element angular basis.
+    ang_pad_t : float [G, L, K]
+        Per-element angular basis, padded per group (:func:`pad_groups`, transposed);
+        built once per forward and shared by every interaction that uses the same
+        elements.
     rad_w : float [G, B, L]
         Per-group radial weights (:class:`AngularBasisEmbedding`).
     group : long [T]
         Output group of each element.
     rank : long [T]
         Position of each element in its group (distinct within a group).
-    num_groups : int
-        G.
 
     Returns
     -------
     float [G, B, C]
     """
-    k = int(rank.max()) + 1 if len(rank) else 1
-    x_pad = x.new_zeros(num_groups, k, x.shape[1])
-    x_pad[group, rank] = x
-    ang_pad = ang.new_zeros(num_groups, k, ang.shape[1])
-    ang_pad[group, rank] = ang
-    ang_x = ang_pad.transpose(1, 2) @ x_pad  # [G, L, C]
-    return rad_w @ ang_x  # [G, B, C]
+    x_pad = pad_groups(x, group, rank, ang_pad_t.shape[0])  # [G, K, C]
+    return rad_w @ (ang_pad_t @ x_pad)  # [G, B, C]
 
 
 # --- interaction layers ----------------------------------------------------------------------
@@ -399,16 +542,15 @@ class TripletInteraction(nn.Module):
         """Messages [E, d_out] (or [A, d_out] with ``to_atoms``).
 
         ``x`` [E or A, d_in]; ``rbf`` [E, rbf]; ``cbf`` holds ``rad_w`` [E, cbf, S],
-        ``ang`` [T, S], ``out``/``in``/``rank`` [T]; ``expand_index`` [E] gathers atom
+        ``ang_pad_t`` [E, S, K], ``out``/``in``/``rank`` [T]; ``expand_index`` [E] gathers atom
         inputs to edges; ``to_atoms`` = (centre of every edge [E], number of atoms).
         """
         x = self.dense_in(x)
         if expand_index is not None:
             x = x[expand_index]  # [E, d_in]
         x = self.down(x * self.mlp_rbf(rbf))  # [E, trip_in]
-        num_edges = rbf.shape[0]
         agg = padded_bilinear_sum(
-            x[cbf["in"]], cbf["ang"], cbf["rad_w"], cbf["out"], cbf["rank"], num_edges
+            x[cbf["in"]], cbf["ang_pad_t"], cbf["rad_w"], cbf["out"], cbf["rank"]
         )  # [E, cbf, trip_in]
         if to_atoms is not None:
             agg = scatter_rows(agg, to_atoms[0], to_atoms[1])  # [A, cbf, trip_in]
@@ -458,14 +600,17 @@ class QuadrupletInteraction(nn.Module):
         """Messages [E, width] from edge embeddings ``m`` [E, width]."""
         x = self.down(self.dense_db(m) * self.mlp_rbf(rbf))  # [E, quad_in]
         x_t = x[quad["db_edge"]] * self.mlp_cbf(quad["cbf"])  # [Ti, quad_in]
-        agg = padded_bilinear_sum(
-            x_t[quad["quad_trip_in"]],
-            quad["ang"],
-            quad["rad_w"],
-            quad["quad_out"],
-            quad["rank"],
-            m.shape[0],
-        )  # [E, sbf, quad_in]
+        v = dihedral_sum(
+            x_t,
+            quad["z_c"],
+            quad["z_d"],
+            quad["trip_in_mid"],
+            quad["trip_out_mid"],
+            quad["self_term"],
+            quad["num_qedges"],
+        )  # [To, S, quad_in]
+        # radial x angle (c a b) weights per triplet, then sum over triplets into c -> a
+        agg = scatter_rows(quad["u"] @ v, quad["trip_out_out"], m.shape[0])  # [E, sbf, quad_in]
         y = self.bilinear(agg.flatten(1)) * scale  # [E, quad_out]
         return swap_add(self.up_ca(y), self.up_ac(y), rev)
 
