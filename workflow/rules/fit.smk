@@ -3,6 +3,8 @@ rule fit:
         curves=arch_curves,
         metas=arch_metas,
         kappa=f"{RESULTS}/kappa/{{arch}}.csv",
+        flops=rules.frontier.output.flops,
+        hours=rules.frontier.output.hours,
     output:
         f"{RESULTS}/fits/{{arch}}.json",
     log:

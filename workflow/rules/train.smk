@@ -22,7 +22,7 @@ rule train:
         cpus_per_task=config["slurm"]["cpus_per_task"],
         runtime=arch_resource("runtime"),
         mem_mb=arch_resource("mem_mb"),
-        slurm_extra=f"'{config['slurm']['extra']}'",
+        slurm_extra=config["slurm"]["extra"],
     params:
         arch=arch_params,
         train=lambda wildcards: arch_train(wildcards.arch),
@@ -70,7 +70,7 @@ for _arch in SHARED_ARCHS:
             cpus_per_task=config["slurm"]["cpus_per_task"],
             runtime=config["archs"][_arch]["resources"]["runtime"],
             mem_mb=config["archs"][_arch]["resources"]["mem_mb"],
-            slurm_extra=f"'{config['slurm']['extra']}'",
+            slurm_extra=config["slurm"]["extra"],
         params:
             arch={
                 key: config["archs"][_arch][key]

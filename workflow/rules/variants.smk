@@ -35,7 +35,7 @@ rule train_variant:
         cpus_per_task=config["slurm"]["cpus_per_task"],
         runtime=variant_resource("runtime"),
         mem_mb=variant_resource("mem_mb"),
-        slurm_extra=f"'{config['slurm']['extra']}'",
+        slurm_extra=config["slurm"]["extra"],
     params:
         arch=lambda wildcards: VARIANTS[wildcards.variant]["arch_settings"],
         train=lambda wildcards: VARIANTS[wildcards.variant]["train"],

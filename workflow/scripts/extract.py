@@ -17,6 +17,7 @@ def main(smk):
         max_atoms=data["max_atoms"],
         val_size=data["val_size"],
         seed=data["seed"],
+        n_workers=smk.threads,
     )
 
 

@@ -13,6 +13,7 @@ def main(smk):
         smk.input.kappa,
         smk.output[0],
         arch=smk.wildcards.arch,
+        frontier_csvs=(smk.input.flops, smk.input.hours),
         n_boot=smk.params.fit["n_boot"],
         seed=smk.params.fit["seed"],
         warmup=smk.params.fit["skip_fraction"],

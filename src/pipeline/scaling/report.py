@@ -185,6 +185,7 @@ def fit_arch(
     holdout_fraction: float = 0.1,
     holdout_n_boot: int | None = 200,
     n_jobs: int = 1,
+    frontiers: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> dict:
     """All fits of one architecture (the content of ``results/fits/{arch}.json``).
 
@@ -212,6 +213,9 @@ def fit_arch(
         qualify the prediction); None: ``n_boot``.
     n_jobs : int
         Worker processes for the independent fits (1: run them in this process).
+    frontiers : (DataFrame, DataFrame), optional
+        The PFLOPs and hours frontiers (the frontier stage's files) to fit eq. 4 on;
+        computed from ``curves`` with ``warmup`` and ``ema`` when omitted.
 
     Returns
     -------
@@ -234,8 +238,11 @@ def fit_arch(
         )
     arch, variant = (str(v) for v in groups.iloc[0])
     label = arch if variant == "base" else f"{arch}/{variant}"
-    fr_f = pareto_frontier(curves, kappa, "flops", warmup=warmup, ema=ema)
-    fr_h = pareto_frontier(curves, kappa, "hours", warmup=warmup, ema=ema)
+    if frontiers is None:
+        fr_f = pareto_frontier(curves, kappa, "flops", warmup=warmup, ema=ema)
+        fr_h = pareto_frontier(curves, kappa, "hours", warmup=warmup, ema=ema)
+    else:
+        fr_f, fr_h = frontiers
     pts = sum_law_points(curves, ema=ema)
 
     if e_mode not in ("auto", "free", "e_zero"):
@@ -329,12 +336,14 @@ def write_fit(
     out_json: str | Path,
     *,
     arch: str | None = None,
+    frontier_csvs: tuple[str | Path, str | Path] | None = None,
     **kwargs,
 ) -> dict:
     """Read run folders (and ``kappa.csv`` or a kappa value), run :func:`fit_arch`, write JSON.
 
     ``arch`` selects the kappa row when ``kappa`` is a CSV path (default: the runs'
-    arch). Keyword arguments go to :func:`fit_arch`.
+    arch). ``frontier_csvs`` are the PFLOPs and hours frontier files to fit eq. 4 on.
+    Keyword arguments go to :func:`fit_arch`.
     """
     from pipeline.scaling.kappa import read_kappa
 
@@ -345,6 +354,8 @@ def write_fit(
         if key not in table:
             raise ValueError(f"{kappa}: no kappa for arch {key!r} (has {sorted(table)})")
         kappa = table[key]
+    if frontier_csvs is not None:
+        kwargs["frontiers"] = tuple(pd.read_csv(path) for path in frontier_csvs)
     fit = fit_arch(curves, float(kappa), **kwargs)
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
