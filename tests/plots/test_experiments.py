@@ -196,3 +196,25 @@ def test_load_runs_with_meta_rejects_non_numeric_depth(tmp_path):
                       hparams={"num_layers": "five"})  # fmt: skip
     with pytest.raises(ValueError, match=r"meta.json: hparams.num_layers must be a number"):
         ex.load_runs_with_meta(dirs)
+
+
+def test_make_wrappers_read_run_folders_and_kappa_csv(tmp_path):
+    a = _with_meta(_runs(tmp_path / "a", "mpnn", n=(1e4, 1e5)), lr=1e-3, batch_size=16,
+                   hparams=lambda i: {"num_layers": 2 + i})  # fmt: skip
+    b = _with_meta(_runs(tmp_path / "b", "esen", n=(1e4, 1e5), alpha=0.8, beta=0.75, seed=3),
+                   lr=1e-3, batch_size=32, hparams={"num_layers": 4})  # fmt: skip
+    kappa_csv = tmp_path / "kappa.csv"
+    pd.DataFrame({"arch": ["mpnn", "esen"], "kappa": [2.0, 40.0]}).to_csv(kappa_csv, index=False)
+    out = tmp_path / "out"
+    assert _is_pdf(ex.make_fig4({"A": a, "B": b}, kappa_csv, out / "f4.pdf", n_boot=0))
+    assert _is_pdf(ex.make_fig8(a, a, kappa_csv, out / "f8.pdf", n_boot=0))
+    assert _is_pdf(ex.make_fig10(a + b, a + b, out / "f10.pdf"))
+    assert _is_pdf(ex.make_fig14(a + b, out / "f14.pdf"))
+    assert _is_pdf(ex.make_fig16(b, out / "f16.pdf"))
+    with pytest.raises(ValueError, match="no kappa for arch 'egnn'"):
+        ex.make_fig8(a, a, kappa_csv, out / "x.pdf", arch="egnn")
+    tta = pd.DataFrame({"arch": "mpnn", "width": 1, "n_params": [1e5, 1e6, 1e7] * 2,
+                        "num_rotations": [1] * 3 + [8] * 3,
+                        "val_loss": [0.5, 0.4, 0.35, 0.49, 0.39, 0.34]})  # fmt: skip
+    tta.to_csv(tmp_path / "tta.csv", index=False)
+    assert _is_pdf(ex.make_fig13([tmp_path / "tta.csv"], out / "f13.pdf", L_D=0.3, n_boot=0))

@@ -1007,3 +1007,102 @@ def plot_fig16(curves: pd.DataFrame, out_path: str | Path) -> Path:
         ax.set_title(title)
     _size_colorbar(fig, axes, norm)
     return _save(fig, out_path)
+
+
+# --------------------------------------------------------------------------- from files
+
+RunDirs = Iterable[str | Path]
+KappaArg = float | Mapping[str, float] | str | Path
+
+
+def _kappa_map(kappa: KappaArg) -> float | Mapping[str, float]:
+    """A kappa value or mapping as given, or ``read_kappa`` of a ``kappa.csv`` path."""
+    if isinstance(kappa, str | Path):
+        from pipeline.scaling.kappa import read_kappa
+
+        return read_kappa(kappa)
+    return kappa
+
+
+def _kappa_value(kappa: KappaArg, arch: str) -> float:
+    k = _kappa_map(kappa)
+    if isinstance(k, Mapping):
+        if arch not in k:
+            raise ValueError(f"no kappa for arch {arch!r} in {kappa}; have {sorted(k)}")
+        return float(k[arch])
+    return float(k)
+
+
+def _load_by_label(runs_by_label: Mapping[str, RunDirs]) -> dict[str, pd.DataFrame]:
+    return {label: load_curves(dirs) for label, dirs in runs_by_label.items()}
+
+
+def make_fig4(runs_by_label: Mapping[str, RunDirs], kappa: KappaArg, out_pdf, **kw) -> Path:
+    """Read each arm's run folders (and ``kappa.csv`` or kappas); write figure 4."""
+    return plot_fig4(_load_by_label(runs_by_label), _kappa_map(kappa), out_pdf, **kw)
+
+
+def make_fig7(
+    base_runs: RunDirs, symmetry_runs: RunDirs, kappa: KappaArg, out_pdf, *, arch="mpnn", **kw
+) -> Path:
+    """Read the baseline and symmetry-loss run folders; write figure 7 (kappa of ``arch``)."""
+    return plot_fig7(load_curves(base_runs), load_curves(symmetry_runs),
+                     _kappa_value(kappa, arch), out_pdf, **kw)  # fmt: skip
+
+
+def make_fig8(
+    no_aug_runs: RunDirs, aug_runs: RunDirs, kappa: KappaArg, out_pdf, *, arch="mpnn", **kw
+) -> Path:
+    """Read the multi-epoch run folders without/with augmentation; write figure 8."""
+    return plot_fig8(load_curves(no_aug_runs), load_curves(aug_runs),
+                     _kappa_value(kappa, arch), out_pdf, **kw)  # fmt: skip
+
+
+def make_fig9(runs_by_label: Mapping[str, RunDirs], kappa: KappaArg, out_pdf, **kw) -> Path:
+    """Read each arm's multi-epoch run folders; write figure 9."""
+    return plot_fig9(_load_by_label(runs_by_label), _kappa_map(kappa), out_pdf, **kw)
+
+
+def make_fig10(grid_runs: RunDirs, sweep_runs: RunDirs, out_pdf) -> Path:
+    """Final losses of the batch/lr sweep and the depth/width sweep runs; write figure 10."""
+    grid = final_losses(load_runs_with_meta(grid_runs))
+    sweep = final_losses(load_runs_with_meta(sweep_runs))
+    return plot_fig10(grid, sweep, out_pdf)
+
+
+def make_fig11(runs: RunDirs, out_pdf) -> Path:
+    """Read the EGNN vector-channel sweep run folders; write figure 11."""
+    return plot_fig11(load_runs_with_meta(runs), out_pdf)
+
+
+def make_fig12(runs_by_label: Mapping[str, RunDirs], kappa: KappaArg, out_pdf, **kw) -> Path:
+    """Read each arm's run folders on the diverse split; write figure 12."""
+    return plot_fig12(_load_by_label(runs_by_label), _kappa_map(kappa), out_pdf, **kw)
+
+
+def make_fig13(tta_csvs: Iterable[str | Path], out_pdf, L_D: float | None = None, **kw) -> Path:
+    """Concatenate test-time averaging CSVs (``arch, width, n_params, num_rotations,
+    val_loss``); write figure 13."""
+    frames = []
+    for p in tta_csvs:
+        df = pd.read_csv(p)
+        _require(df, ("arch", "width", "n_params", "num_rotations", "val_loss"), str(p))
+        frames.append(df)
+    if not frames:
+        raise ValueError("fig 13: no test-time averaging CSVs given")
+    return plot_fig13(pd.concat(frames, ignore_index=True), out_pdf, L_D, **kw)
+
+
+def make_fig14(runs: RunDirs, out_pdf, **kw) -> Path:
+    """Read every run folder of the main study; write figure 14."""
+    return plot_fig14(load_curves(runs), out_pdf, **kw)
+
+
+def make_fig15(invariant_runs: RunDirs, absolute_runs: RunDirs, out_pdf, **kw) -> Path:
+    """Read the relative-vector and absolute-position run folders; write figure 15."""
+    return plot_fig15(load_curves(invariant_runs), load_curves(absolute_runs), out_pdf, **kw)
+
+
+def make_fig16(runs: RunDirs, out_pdf) -> Path:
+    """Read the transformer run folders; write figure 16."""
+    return plot_fig16(load_curves(runs), out_pdf)
