@@ -46,6 +46,12 @@ def test_table2_all_registry_archs_in_order():
         assert len(t) == 5
 
 
+def test_write_table2_round_trips(tmp_path):
+    t = report.write_table2(["egnn", "mpnn"], tmp_path / "t" / "table2.csv")
+    back = pd.read_csv(tmp_path / "t" / "table2.csv", dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(back, t)
+
+
 def test_table2_unknown_arch():
     with pytest.raises(ValueError, match="unknown arch 'schnet'"):
         report.table2(["mpnn", "schnet"])

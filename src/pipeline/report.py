@@ -128,6 +128,16 @@ def table2(archs: Iterable[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(TABLE2_COLUMNS))
 
 
+def write_table2(archs: Iterable[str], out_path: str | Path) -> pd.DataFrame:
+    """Write :func:`table2` of ``archs`` to the CSV ``out_path``; return it."""
+    table = table2(archs)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    logger.info("wrote %s (%d architectures)", out, len(table))
+    return table
+
+
 def ladder_csv(
     arch: str,
     widths: Iterable[int],
