@@ -256,3 +256,49 @@ def test_batch_lr_and_depth_overrides_change_the_run(tiny_dataset, tmp_path):
     assert variants["width"].lr == pytest.approx(base.lr * 16 / 24)
     assert variants["depth"].n_params > base.n_params
     assert variants["width"].n_params > base.n_params
+
+
+def _final_state(trainer):
+    trainer.run()
+    return torch.load(trainer.fraction_dirs[1.0] / "model.pt", weights_only=True)["state_dict"]
+
+
+def test_prefetching_batches_does_not_change_the_run(tiny_dataset, tmp_path):
+    runs = {}
+    for prefetch in (False, True):
+        trainer = _trainer(
+            tiny_dataset,
+            tmp_path / str(prefetch),
+            max_steps=5,
+            augment="always",
+            symmetry_loss_rotations=1,
+        )
+        trainer.prefetch = prefetch
+        runs[prefetch] = _final_state(trainer)
+    assert all(torch.equal(runs[False][k], runs[True][k]) for k in runs[False])
+
+
+def test_no_graph_for_a_model_without_edges(tiny_dataset, tmp_path):
+    """A model declaring ``uses_edges = False`` trains on edge-free batches, same result."""
+    arch = {**ARCH, "hparams": {"num_layers": 1, "num_heads": 2}}
+    runs = {}
+    for uses_edges in (True, False):
+        trainer = _trainer(
+            tiny_dataset,
+            tmp_path / str(uses_edges),
+            arch=arch,
+            arch_name="transformer",
+            max_steps=3,
+        )
+        trainer.model.uses_edges = uses_edges
+        edges = trainer._load(0).edge_index.shape[1]
+        assert (edges > 0) == uses_edges
+        runs[uses_edges] = _final_state(trainer)
+    assert all(torch.equal(runs[False][k], runs[True][k]) for k in runs[False])
+
+
+def test_evaluation_log_lines_report_throughput(tiny_dataset, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="pipeline.train.loop"):
+        _run(tiny_dataset, tmp_path / "run", max_steps=4)
+    lines = [r.getMessage() for r in caplog.records if "val_loss" in r.getMessage()]
+    assert len(lines) >= 2 and all("atoms/s" in line for line in lines)

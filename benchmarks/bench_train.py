@@ -1,0 +1,196 @@
+"""Training throughput (atoms/s) per arch and width on CPU, and where a step's time goes.
+
+Run: ``python benchmarks/bench_train.py [--steps 30] [--batch-size 64] [--augment none]``.
+
+Trains each family whose model file exists in ``src/pipeline/models`` (mpnn, egnn,
+transformer, esen, gemnet_oc) at two small widths with the real :class:`Trainer`
+(one thread, ``--steps`` optimizer steps, one evaluation at the end) on a fixed data
+set: ``results/data`` when it exists, else the shipped demo extracted to a temporary
+folder (100 validation molecules). Each step's time is split, in the same run, into
+
+- inside the model: forward + backward + gradient check + optimizer step;
+- outside: batch assembly (gather from the in-memory store), radius graph, targets
+  and rotations (the trainer's ``data_seconds``), and the loop's own work (schedule,
+  logging, progress bar, bookkeeping: the loop's wall time minus steps, evaluations
+  and output writing).
+
+Prints one row per (arch, width) with the shares as ratios of the step time; the goal
+is under 5 % outside. Nothing is asserted; the machine is shared, so absolute
+atoms/s vary with the load (printed), the shares less so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+# (hparams, widths, share of --steps) per family: small models, seconds on one thread
+FAMILIES = {
+    "mpnn": ({"num_layers": 4, "num_radial": 48, "radial_start": 0.5}, [16, 64], 1.0),
+    "egnn": ({"num_layers": 4}, [16, 64], 0.4),
+    "transformer": ({"num_layers": 2, "num_heads": 2}, [16, 64], 1.0),
+    "esen": ({"num_layers": 2, "lmax": 2, "mmax": 2, "hidden_channels": 16}, [4, 8], 0.2),
+    "gemnet_oc": ({"num_blocks": 2}, [16, 64], 0.1),
+}
+
+
+def dataset(tmp: Path) -> Path:
+    """A folder with train.h5, val.h5 and stats.json."""
+    results = ROOT / "results" / "data"
+    if all((results / name).exists() for name in ("train.h5", "val.h5", "stats.json")):
+        return results
+    from pipeline.data.extract import extract_dataset
+
+    extract_dataset("demo", None, tmp / "data", val_size=100)
+    return tmp / "data"
+
+
+class _Timer:
+    """Wraps callables and accumulates their wall time under a name."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, name, function):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+        return timed
+
+
+def measure(
+    data: Path, out: Path, arch: str, hparams: dict, width: int, steps: int, prefetch: bool, args
+) -> dict:
+    """Train one model for ``steps`` steps; the time split of its steps."""
+    import pipeline.data.loader as loader
+    import pipeline.train.loop as loop
+
+    timer = _Timer()
+    settings = loop.TrainSettings(
+        device="cpu",
+        threads=1,
+        num_evals=1,
+        max_steps=steps,
+        augment=args.augment,
+        symmetry_loss_rotations=args.symmetry_loss_rotations,
+        checkpoint_every_seconds=1e9,
+    )
+    section = {"base_width": width, "lr": 1e-3, "batch_size": args.batch_size, "hparams": hparams}
+    trainer = loop.Trainer(
+        data / "train.h5",
+        data / "val.h5",
+        data / "stats.json",
+        loop.ArchSettings.from_config(arch, section),
+        width,
+        {1.0: out},
+        settings,
+    )
+    trainer.prefetch = prefetch
+    for name in ("_train_step", "_evaluate_row", "_write_fraction", "_measure_flops", "_publish"):
+        setattr(trainer, name, timer.wrap(name, getattr(trainer, name)))
+    originals = loop.make_batch, loader.radius_graph
+    loop.make_batch = timer.wrap("make_batch", loop.make_batch)
+    loader.radius_graph = timer.wrap("radius_graph", loader.radius_graph)
+    try:
+        trainer.run()
+    finally:
+        loop.make_batch, loader.radius_graph = originals
+    s = timer.seconds
+    # the evaluation's batches are built once, outside the training loop
+    steps_time = s["_train_step"]
+    # the loop's own work: its wall time minus steps, evaluations and writing outputs
+    # (start-up before the loop and publishing after it are one-off, not per step)
+    loop_other = trainer.loop_seconds - sum(
+        s[k] for k in ("_train_step", "_evaluate_row", "_write_fraction")
+    )
+    data_time = trainer.data_seconds
+    graph_time = s.get("radius_graph", 0.0)
+    step_total = steps_time + loop_other
+    atoms = int(trainer.cumulative_atoms[trainer.fraction_last_step[1.0]])
+    return {
+        "arch": arch,
+        "width": width,
+        "N": trainer.n_params,
+        "steps": steps,
+        "atoms/step": atoms / steps,
+        "atoms/s": atoms / step_total,
+        "ms/step": 1e3 * step_total / steps,
+        "inside": (steps_time - data_time) / step_total,
+        "graph": graph_time / step_total,
+        "data": data_time / step_total,
+        "loop": loop_other / step_total,
+        "outside": (data_time + loop_other) / step_total,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=50, help="steps for mpnn (others fewer)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--augment", default="none", choices=["none", "always"])
+    parser.add_argument("--symmetry-loss-rotations", type=int, default=0)
+    parser.add_argument("--archs", nargs="*", default=list(FAMILIES))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING)
+
+    from pipeline.models import REGISTRY
+
+    header = (
+        f"{'arch':<12}{'width':>6}{'N':>9}{'steps':>6}{'atoms/st':>9}{'atoms/s':>9}"
+        f"{'ms/step':>9}{'inside':>8}{'graph*':>8}{'data':>8}{'loop':>8}{'outside':>8}"
+        f"{'no-pf out':>10}{'speedup':>8}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        data = dataset(Path(tmp))
+        print(f"data: {data}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(header)
+        for arch in args.archs:
+            module = REGISTRY[arch].split(":")[0]
+            if importlib.util.find_spec(module) is None:
+                print(f"{arch}: {module} does not exist yet, skipped")
+                continue
+            hparams, widths, share = FAMILIES[arch]
+            steps = max(3, round(share * args.steps))
+            for width in widths:
+                runs = {}
+                for prefetch in (False, True):  # the baseline first, then the default
+                    out = Path(tmp) / "runs" / arch / str(width) / str(prefetch)
+                    runs[prefetch] = measure(data, out, arch, hparams, width, steps, prefetch, args)
+                row, base = runs[True], runs[False]
+                print(
+                    f"{row['arch']:<12}{row['width']:>6}{row['N']:>9}{row['steps']:>6}"
+                    f"{row['atoms/step']:>9.0f}{row['atoms/s']:>9.0f}{row['ms/step']:>9.1f}"
+                    f"{row['inside']:>8.1%}{row['graph']:>8.1%}{row['data']:>8.1%}"
+                    f"{row['loop']:>8.1%}{row['outside']:>8.1%}{base['outside']:>10.1%}"
+                    f"{row['atoms/s'] / base['atoms/s']:>7.2f}x",
+                    flush=True,
+                )
+    print(
+        "\nShares of the training-step time (forward+backward+optimizer = inside; outside ="
+        " data + loop, goal < 5 %):\n"
+        "  data    batch assembly + radius graph + targets/rotations on the training thread\n"
+        "          (with prefetch: waiting for the background thread, plus targets/rotations)\n"
+        "  graph*  radius-graph time wherever it ran (with prefetch it runs in the background\n"
+        "          thread, overlapped with the step, so it is not part of the step time)\n"
+        "  loop    schedule, logging, progress bar, bookkeeping inside the training loop\n"
+        "  no-pf out  the outside share of the same model without prefetching (baseline,\n"
+        "          same run); speedup = atoms/s with prefetch / atoms/s without"
+    )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
