@@ -133,11 +133,18 @@ class GemNetOC(nn.Module):
     when an atom crosses it.
 
     Angular bases (no ``acos``, finite gradients at angles 0 and pi): Legendre
-    polynomials ``P_l(cos angle)``, ``l < num_spherical`` for bond angles;
-    ``P_l(cos angle_cab) T_k(cos dihedral)`` (Chebyshev ``T_k(cos x) = cos kx``),
-    ``l, k < num_spherical`` for quadruplets (``num_spherical^2`` functions, the size
-    of the original's spherical basis). The dihedral is unsigned, as in the original,
-    so the model is E(3) (not only SE(3)) invariant.
+    polynomials ``P_l(cos angle)``, ``l < num_spherical`` for bond angles; for
+    quadruplets ``P_l(cos angle_cab)`` times the dihedral modes
+    ``rho_c^k rho_d^k cos(k dihedral)``, ``l, k < num_spherical`` (``num_spherical^2``
+    functions, the size of the original's spherical basis), with
+    ``rho = |p| / sqrt(|p|^2 + 1e-9 Angstrom^2)``, ``p`` the component of ``r_ca`` (or
+    ``r_db``) normal to the axis a-b: ``rho`` is 1 for ordinary geometries and goes to 0
+    smoothly for an atom on the axis, where the dihedral is undefined.
+    The dihedral is unsigned, as in the original, so the model is E(3) (not only SE(3))
+    invariant. Because ``cos(k (alpha_c - alpha_d))`` separates into per-atom azimuth
+    modes about the axis a-b, the quadruplet sum costs O(triplets), not O(quadruplets)
+    (:func:`~pipeline.models.gemnet_oc_layers.dihedral_sum`); the result does not depend
+    on the reference direction of the azimuths.
 
     Parameters
     ----------
@@ -373,9 +380,14 @@ class GemNetOC(nn.Module):
         z_d = azimuth_modes(vec[q_edges[inner]], axis[mid], ref[mid], s)  # [Ti, S, 2]
         # joint basis sum_{l,k} W[|r_ca|][:, l, k] P_l(cos cab) (dihedral mode k): contract
         # the radial weights with P_l once per triplet -> u [To, sbf, S]
+        # (padded per edge c -> a: one batched product instead of a [To, sbf, S, S] gather;
+        # the learned weights' angular index is k * S + l)
         sbf = self.mlp_sbf_qint.size
-        rad_w = self.mlp_sbf_qint(rad).reshape(len(rad), sbf, s, s)  # [E, sbf, S(l), S(k)]
-        u = torch.einsum("tblk,tl->tbk", rad_w[e_ca], legendre(cos_cab, s))
+        num_edges = len(rad)
+        rad_w = self.mlp_sbf_qint(rad).reshape(num_edges, sbf * s, s)  # [E, sbf S(k), S(l)]
+        rank = ranks_in_group(e_ca, num_edges)
+        p_pad = pad_groups(legendre(cos_cab, s), e_ca, rank, num_edges)  # [E, Kt, S(l)]
+        u = (p_pad @ rad_w.transpose(1, 2))[e_ca, rank].view(-1, sbf, s)  # [To, sbf, S(k)]
         return {
             "db_edge": q_edges[inner],  # main index of d -> b per triplet a <- b <- d [Ti]
             "cbf": cbf,

@@ -32,7 +32,6 @@ __all__ = [
     "reference_directions",
     "ranks_in_group",
     "legendre",
-    "chebyshev",
     "RadialBasisEmbedding",
     "AngularBasisEmbedding",
     "pad_groups",
@@ -271,17 +270,6 @@ def legendre(x: torch.Tensor, num: int) -> torch.Tensor:
     out = [torch.ones_like(x), x]
     for n in range(1, num - 1):
         out.append(((2 * n + 1) * x * out[n] - n * out[n - 1]) / (n + 1))
-    return torch.stack(out[:num], dim=-1)
-
-
-def chebyshev(x: torch.Tensor, num: int) -> torch.Tensor:
-    """Chebyshev polynomials ``T_0..T_{num-1}`` of ``x`` [N] -> [N, num].
-
-    ``T_k(cos p) = cos(k p)``: with ``x`` a cosine these are the Fourier modes of the angle.
-    """
-    out = [torch.ones_like(x), x]
-    for _ in range(2, num):
-        out.append(2 * x * out[-1] - out[-2])
     return torch.stack(out[:num], dim=-1)
 
 
