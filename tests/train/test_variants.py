@@ -302,3 +302,23 @@ def test_evaluation_log_lines_report_throughput(tiny_dataset, tmp_path, caplog):
         _run(tiny_dataset, tmp_path / "run", max_steps=4)
     lines = [r.getMessage() for r in caplog.records if "val_loss" in r.getMessage()]
     assert len(lines) >= 2 and all("atoms/s" in line for line in lines)
+
+
+def test_cached_graphs_equal_built_graphs(tiny_dataset, tmp_path):
+    """Several epochs reuse each molecule's radius graph: same edges, same run."""
+    trainer = _trainer(tiny_dataset, tmp_path / "a", epochs=3, augment="always", max_steps=25)
+    assert trainer.graph_cache == {}
+    for step in range(len(trainer.batches)):  # epoch 0 fills the cache, later epochs use it
+        _, indices = trainer.batches[step]
+        built = make_batch(
+            trainer.store, indices, trainer.model.cutoff, trainer.model.max_neighbors
+        )
+        assert torch.equal(trainer._make_batch(indices).edge_index, built.edge_index)
+    assert len(trainer.graph_cache) == trainer.store.num_molecules
+    cached = _final_state(
+        _trainer(tiny_dataset, tmp_path / "b", epochs=3, augment="always", max_steps=25)
+    )
+    plain = _trainer(tiny_dataset, tmp_path / "c", epochs=3, augment="always", max_steps=25)
+    plain.graph_cache = None
+    uncached = _final_state(plain)
+    assert all(torch.equal(cached[k], uncached[k]) for k in cached)
