@@ -145,6 +145,14 @@ rule fig4:
         f"{RESULTS}/logs/fig4.log",
     conda:
         "../../environment.yml"
+    params:
+        lmax=lambda wildcards: {
+            "base": config["archs"]["esen"]["hparams"].get("lmax", 4),
+            **{
+                name: VARIANTS[name]["arch_settings"]["hparams"]["lmax"]
+                for name in variants_named("esen_lmax")
+            },
+        },
     script:
         "../scripts/fig4.py"
 
@@ -186,6 +194,10 @@ rule fig7:
         f"{RESULTS}/logs/fig7.log",
     conda:
         "../../environment.yml"
+    params:
+        # a symmetry-loss step runs 1 + M forward/backward passes per batch
+        forward_passes=lambda wildcards: 1
+        + VARIANTS["symmetry_loss"]["train"].get("symmetry_loss_rotations", 0),
     script:
         "../scripts/fig7.py"
 
