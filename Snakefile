@@ -32,3 +32,4 @@ rule all:
     input:
         f"{RESULTS}/report.md",
         f"{RESULTS}/kappa.csv",
+        f"{RESULTS}/allocation.csv",

@@ -8,6 +8,7 @@ localrules:
     group_average,
     ladder_table,
     report,
+    allocation,
     main,
     all,
     table1,
@@ -385,3 +386,18 @@ rule report:
         config=config,
     script:
         "../scripts/report.py"
+
+
+rule allocation:
+    input:
+        fits=FITS,
+    output:
+        f"{RESULTS}/allocation.csv",
+    log:
+        f"{RESULTS}/logs/allocation.log",
+    conda:
+        "../../environment.yml"
+    params:
+        budgets=config["fit"]["budgets_pflops"],
+    script:
+        "../scripts/allocation.py"

@@ -24,6 +24,7 @@ def main(smk):
         width=int(smk.wildcards.width),
         fraction_dirs=dict(zip(fractions, folders, strict=True)),
         train_section=smk.params.train,
+        variant=smk.params.get("variant", "base"),
     )
 
 
