@@ -77,3 +77,48 @@ def test_random_rotations_are_proper_and_rotate_vectors():
     rotated = rotate_per_molecule(vectors, rotations[:2], batch)
     assert torch.allclose(rotated[3], rotations[1] @ vectors[3])
     assert torch.allclose(rotated.norm(dim=1), vectors.norm(dim=1))
+
+
+def test_rotation_about_the_centre_of_mass():
+    """The centre of mass stays put, distances are kept, and it is g x up to a shift."""
+    from ase.data import atomic_masses
+
+    from pipeline.train.augment import centres_of_mass, rotate_about_centres
+
+    gen = torch.Generator().manual_seed(2)
+    positions = torch.randn(5, 3, generator=gen, dtype=torch.float64) + 10.0
+    numbers = torch.tensor([1, 8, 6, 1, 1])
+    batch = torch.tensor([0, 0, 0, 1, 1])
+    centres = centres_of_mass(positions, numbers, batch, 2)
+    masses = torch.as_tensor(atomic_masses[numbers.numpy()])
+    by_hand = (masses[:3, None] * positions[:3]).sum(0) / masses[:3].sum()
+    assert torch.allclose(centres[0], by_hand)
+    rotations = random_rotations(2, gen, torch.float64)
+    rotated = rotate_about_centres(positions, rotations, centres, batch)
+    assert torch.allclose(centres_of_mass(rotated, numbers, batch, 2), centres)
+    assert torch.allclose(
+        torch.cdist(rotated[:3], rotated[:3]), torch.cdist(positions[:3], positions[:3])
+    )
+    shift = rotated[0] - rotations[0] @ positions[0]
+    assert torch.allclose(rotated[1], rotations[0] @ positions[1] + shift)
+
+
+def test_replicate_batch_shifts_edges_and_molecules():
+    from pipeline.data.loader import Batch
+    from pipeline.train.augment import replicate_batch
+
+    batch = Batch(
+        atomic_numbers=torch.tensor([1, 6, 8]),
+        positions=torch.zeros(3, 3),
+        forces=torch.zeros(3, 3),
+        energy=torch.zeros(2, dtype=torch.float64),
+        n_atoms=torch.tensor([2, 1]),
+        batch=torch.tensor([0, 0, 1]),
+        edge_index=torch.tensor([[1, 0], [0, 1]]),
+        molecule_index=torch.tensor([4, 7]),
+    )
+    copies = replicate_batch(batch, 3)
+    assert copies.batch.tolist() == [0, 0, 1, 2, 2, 3, 4, 4, 5]
+    assert copies.edge_index.tolist() == [[1, 0, 4, 3, 7, 6], [0, 1, 3, 4, 6, 7]]
+    assert copies.n_atoms.tolist() == [2, 1] * 3
+    assert copies.molecule_index.tolist() == [4, 7] * 3
