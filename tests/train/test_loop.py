@@ -90,10 +90,13 @@ def test_run_writes_curve_meta_and_model(tiny_dataset, tmp_path):
     assert not (out / ".work").exists()
 
 
-def test_shared_run_equals_separate_fraction_runs(tiny_dataset, tmp_path):
+@pytest.mark.parametrize(
+    "variant", [{}, {"symmetry_loss_rotations": 1, "augment": "always", "eval_every_steps": 2}]
+)
+def test_shared_run_equals_separate_fraction_runs(tiny_dataset, tmp_path, variant):
     shared = {0.5: tmp_path / "shared/0.5", 1.0: tmp_path / "shared/1"}
-    _run(tiny_dataset, shared, shared_fraction_run=True)
-    _run(tiny_dataset, {0.5: tmp_path / "alone/0.5"})
+    _run(tiny_dataset, shared, shared_fraction_run=True, **variant)
+    _run(tiny_dataset, {0.5: tmp_path / "alone/0.5"}, **variant)
     a, b = _state(shared[0.5] / "model.pt"), _state(tmp_path / "alone/0.5/model.pt")
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-6, atol=1e-7)
