@@ -6,8 +6,11 @@ snakemake --cores all results/table1.csv     # one target by file name
 snakemake --profile slurm results/table1.csv # on a SLURM cluster
 """
 
+# config.yaml is the base that --configfile/--config override key by key; a complete
+# study of its own (config/paper.yaml) sets inherit_defaults: false to replace it.
+if config.get("inherit_defaults", True):
 
-configfile: "config.yaml"
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
