@@ -35,7 +35,7 @@ def _outputs(dry_run: str) -> set[str]:
 
 
 def _jobs(dry_run: str) -> list[tuple[str, str]]:
-    jobs, rule = [], None
+    jobs = []
     for line in dry_run.splitlines():
         match = re.match(r"^(?:local)?rule (\w+):", line.strip())
         if match:
@@ -51,8 +51,8 @@ def paper_config(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("omol25")
     override = folder / "paths.yaml"
     override.write_text(
-        f"data: {{path: {folder}}}\n"
-        f"variants:\n  diverse_mpnn: {{arch: mpnn, data: {{neutral_only: false, path: {folder}}}}}\n"
+        f"data: {{path: {folder}}}\nvariants:\n"
+        f"  diverse_mpnn: {{arch: mpnn, data: {{neutral_only: false, path: {folder}}}}}\n"
         f"  diverse_esen: {{arch: esen, data: {{neutral_only: false, path: {folder}}}}}\n"
     )
     return override
