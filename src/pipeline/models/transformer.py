@@ -82,6 +82,8 @@ class Transformer(nn.Module):
     """
 
     properties = dict(characteristic="unconstrained", tensor_order="-", body_order="-")
+    # Global attention within each molecule: the trainer builds no radius graph for it.
+    uses_edges = False
 
     def __init__(
         self,
