@@ -13,3 +13,17 @@ rule extract:
         data=config["data"],
     script:
         "../scripts/extract.py"
+
+
+# Regenerates the embedded dataset (GFN2-xTB on RDKit conformers; minutes on 2 cores):
+#   snakemake --cores 2 demo_data && cmp results/demo/demo_gfn2xtb.h5 src/pipeline/data/demo/demo_gfn2xtb.h5
+rule demo_data:
+    output:
+        f"{RESULTS}/demo/demo_gfn2xtb.h5",
+    log:
+        f"{RESULTS}/logs/demo_data.log",
+    conda:
+        "../../environment.yml"
+    threads: 2
+    shell:
+        "python -m pipeline.data.demo --out {output} --workers {threads} --seed 0 > {log} 2>&1"

@@ -1,5 +1,6 @@
 localrules:
     extract,
+    demo_data,
     extract_variant,
     kappa,
     kappa_table,
