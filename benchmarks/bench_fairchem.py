@@ -1,0 +1,369 @@
+"""Forward+backward time of our eSEN against fairchem-core's eSEN backbone, same batch, same run.
+
+A batch of 64 molecules of the embedded demo data (``extract_dataset("demo")``,
+6 Angstrom / 30-neighbour graph from :func:`pipeline.data.loader.make_batch`) is
+saved to a temporary file; each model is then timed in its own fresh process
+(ours with this interpreter, fairchem with the interpreter of a separate venv),
+one after the other, single thread by default. The loss is
+``mean|E| + mean|F|`` over the batch; a step is forward, loss and backward.
+Printed per ``lmax`` (4 and 2, ``mmax`` 2, hidden 32, 12 layers): parameter
+counts, median ms per step (wall and process CPU), atoms/s, and the ratio
+ours/fairchem (below 1.0 means ours is faster; the goal of issue 5 is <= 1.0).
+
+    python benchmarks/bench_fairchem.py [--threads 1] [--repeats 3]
+
+Models compared
+---------------
+- ours: ``build("esen", width=C, lmax=..., mmax=2, hidden_channels=32,
+  num_layers=12)`` with the paper's radial sizes (Table 5 count: 441,773 at
+  C 4, lmax 4), atom-wise feed-forward ``--ffn`` (default "gate", the
+  pipeline's default; "grid" is the S2-grid MLP that fairchem uses).
+- fairchem: ``fairchem.core.models.uma.escn_md.eSCNMDBackbone`` (direct
+  forces, ``edge_channels`` 8, ``num_distance_basis`` 8, no dataset embedding,
+  default ``ff_type="grid"``) with an ``MLP_Energy_Head`` and a
+  ``Linear_Force_Head``: 444,494 parameters at C 4, lmax 4, as in issue 5.
+  Its width is the even C (its charge/spin embedding needs one) whose count
+  is nearest ours (its count grows about linearly in C, ours quadratically, so
+  the two agree only near C 4); the edges of the saved batch are passed in
+  (``otf_graph=False``), as ours receives them.
+
+fairchem is not a dependency of the project. Install it into a venv outside
+the repository (the exact torch pin reuses the CPU wheel on disk; fairchem-core
+2.24 accepts torch 2.13.0)::
+
+    python3.11 -m venv /work/fairchem-venv
+    /work/fairchem-venv/bin/pip install torch==2.13.0
+    /work/fairchem-venv/bin/pip install fairchem-core==2.24.0 torch==2.13.0
+
+and point ``--fairchem-python`` (or ``$FAIRCHEM_PYTHON``) at its interpreter.
+Without it the script times ours alone and prints these commands.
+
+GemNet-OC is not compared here: it exists only in fairchem-core 1.10, which
+needs torch 2.4 and numpy < 2 and pulls a multi-GB CUDA build of torch; it is
+not installed on this machine.
+
+Like ``bench_esen.py``, the script restarts itself with glibc malloc tuned
+(``MALLOC_MMAP_MAX_=0``, ``MALLOC_TRIM_THRESHOLD_=1e11``; both processes
+inherit it) unless ``--no-malloc-tuning``: without it, step times on CPU vary
+by several times. Wall times depend on the machine's load, which is printed;
+process CPU time per step is the steadier number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+DEFAULT_FAIRCHEM_PYTHON = "/work/fairchem-venv/bin/python"
+INSTALL_HINT = """fairchem-core is not importable with {python}: {reason}
+Install it into a separate venv (not in the repository), then rerun:
+    python3.11 -m venv /work/fairchem-venv
+    /work/fairchem-venv/bin/pip install torch==2.13.0
+    /work/fairchem-venv/bin/pip install fairchem-core==2.24.0 torch==2.13.0
+(or pass --fairchem-python / set FAIRCHEM_PYTHON to a Python that has fairchem-core 2.x)"""
+RESULT_TAG = "RESULT "
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def _loss(energy: torch.Tensor, forces: torch.Tensor) -> torch.Tensor:
+    return energy.abs().mean() + forces.norm(dim=1).mean()
+
+
+def _time_steps(model: torch.nn.Module, step, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall and process CPU seconds of ``step()`` + backward, after one warm-up step."""
+    wall, cpu = [], []
+    for i in range(repeats + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        loss = step()
+        loss.backward()
+        t1, c1 = time.perf_counter(), time.process_time()
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"non-finite loss {float(loss)} in step {i}")
+        if i > 0:  # the first is warm-up
+            wall.append(t1 - t0)
+            cpu.append(c1 - c0)
+        del loss
+        model.zero_grad(set_to_none=True)
+        gc.collect()
+    return wall, cpu
+
+
+def _worker_ours(batch: dict, args: argparse.Namespace) -> dict:
+    from pipeline.models import build, num_params
+
+    torch.manual_seed(0)
+    model = build(
+        "esen",
+        width=args.channels,
+        lmax=args.lmax,
+        mmax=2,
+        hidden_channels=32,
+        num_layers=args.layers,
+        ffn=args.ffn,
+    )
+    model.train()
+    z, pos, b = batch["atomic_numbers"], batch["positions"], batch["batch"]
+    edges, m = batch["edge_index"], int(batch["n_atoms"].numel())
+
+    def step():
+        energy, forces = model(z, pos, edges, b, m)
+        return _loss(energy, forces)
+
+    wall, cpu = _time_steps(model, step, args.repeats)
+    return {"params": num_params(model), "channels": args.channels, "wall": wall, "cpu": cpu}
+
+
+def _fairchem_model(channels: int, lmax: int, layers: int) -> torch.nn.ModuleDict:
+    from fairchem.core.models.uma.escn_md import (
+        Linear_Force_Head,
+        MLP_Energy_Head,
+        eSCNMDBackbone,
+    )
+
+    backbone = eSCNMDBackbone(
+        sphere_channels=channels,
+        lmax=lmax,
+        mmax=2,
+        hidden_channels=32,
+        num_layers=layers,
+        edge_channels=8,
+        num_distance_basis=8,
+        cutoff=6.0,
+        max_neighbors=30,
+        otf_graph=False,
+        direct_forces=True,
+        regress_forces=True,
+        use_dataset_embedding=False,
+    )
+    return torch.nn.ModuleDict(
+        {
+            "backbone": backbone,
+            "energy": MLP_Energy_Head(backbone),
+            "forces": Linear_Force_Head(backbone),
+        }
+    )
+
+
+def _count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _worker_fairchem(batch: dict, args: argparse.Namespace) -> dict:
+    from fairchem.core.datasets.atomic_data import AtomicData
+
+    # the width whose count is nearest the target (counts increase with C); fairchem's
+    # charge/spin embeddings ("pos_emb") need an even C
+    counts: dict[int, int] = {}
+    for c in range(2, 257, 2):
+        counts[c] = _count(_fairchem_model(c, args.lmax, args.layers))
+        if counts[c] >= args.target_params:
+            break
+    channels = min(counts, key=lambda k: (abs(counts[k] - args.target_params), k))
+    torch.manual_seed(0)
+    model = _fairchem_model(channels, args.lmax, args.layers)
+    model.train()
+
+    z, pos, b = batch["atomic_numbers"], batch["positions"], batch["batch"]
+    edges, natoms = batch["edge_index"], batch["n_atoms"]
+    g, e, a = int(natoms.numel()), edges.shape[1], z.numel()
+    data = AtomicData(
+        pos=pos,
+        atomic_numbers=z,
+        cell=torch.zeros(g, 3, 3, dtype=pos.dtype),
+        pbc=torch.zeros(g, 3, dtype=torch.bool),
+        natoms=natoms,
+        edge_index=edges,
+        cell_offsets=torch.zeros(e, 3, dtype=pos.dtype),
+        nedges=torch.bincount(b[edges[1]], minlength=g),
+        charge=torch.zeros(g, dtype=torch.long),
+        spin=torch.ones(g, dtype=torch.long),  # multiplicity 1 (0 is fairchem's "unset")
+        fixed=torch.zeros(a, dtype=torch.long),
+        tags=torch.zeros(a, dtype=torch.long),
+        batch=b,
+        sid=[""] * g,
+    )
+
+    def step():
+        emb = model["backbone"](data)
+        energy = model["energy"](data, emb)["energy"]
+        forces = model["forces"](data, emb)["forces"]
+        return _loss(energy, forces)
+
+    wall, cpu = _time_steps(model, step, args.repeats)
+    return {"params": counts[channels], "channels": channels, "wall": wall, "cpu": cpu}
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Time one model on the saved batch and print one ``RESULT {json}`` line."""
+    torch.set_num_threads(args.threads)
+    if len(args.lmax) != 1:
+        raise ValueError(f"a worker times one lmax, got {args.lmax}")
+    args.lmax = args.lmax[0]
+    batch = torch.load(args.batch_file)
+    fn = _worker_ours if args.worker == "ours" else _worker_fairchem
+    print(RESULT_TAG + json.dumps(fn(batch, args)), flush=True)
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def demo_batch(num_molecules: int, seed: int) -> dict:
+    """``num_molecules`` random training molecules of the demo data, as a dict of tensors."""
+    import numpy as np
+
+    from pipeline.data.extract import extract_dataset
+    from pipeline.data.loader import make_batch
+    from pipeline.data.store import MoleculeStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        extract_dataset("demo", None, tmp, val_size=100, n_workers=1)
+        store = MoleculeStore.from_h5(Path(tmp) / "train.h5")
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(store.num_molecules, size=num_molecules, replace=False))
+    b = make_batch(store, idx, cutoff=6.0, max_neighbors=30)
+    return {
+        "atomic_numbers": b.atomic_numbers,
+        "positions": b.positions,
+        "batch": b.batch,
+        "edge_index": b.edge_index,
+        "n_atoms": b.n_atoms,
+    }
+
+
+def fairchem_problem(python: str) -> str | None:
+    """None if ``python`` imports fairchem's eSEN backbone, else why not (one line)."""
+    if not Path(python).exists():
+        return f"{python} does not exist"
+    probe = "import fairchem.core, fairchem.core.models.uma.escn_md as m; print(m.__file__)"
+    proc = subprocess.run([python, "-c", probe], capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit status {proc.returncode}"
+    return None
+
+
+def run_worker(python: str, kind: str, batch_file: str, args, **extra) -> dict:
+    cmd = [
+        python,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        "--batch-file",
+        batch_file,
+        "--threads",
+        str(args.threads),
+        "--repeats",
+        str(args.repeats),
+        "--layers",
+        str(args.layers),
+        "--ffn",
+        args.ffn,
+    ]
+    for key, value in extra.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    results = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
+    if proc.returncode != 0 or not results:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"{kind} worker failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(results[-1][len(RESULT_TAG) :])
+
+
+def describe(name: str, res: dict, atoms: int) -> str:
+    wall, cpu = statistics.median(res["wall"]), statistics.median(res["cpu"])
+    return (
+        f"  {name:9s} C {res['channels']:2d}, {res['params']:>9,} params: "
+        f"{wall * 1e3:8.1f} ms/step wall (min {min(res['wall']) * 1e3:.1f}), "
+        f"{atoms / wall:7,.0f} atoms/s; "
+        f"CPU {cpu * 1e3:8.1f} ms/step ({atoms / cpu:,.0f} atoms/CPU-s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="timed steps after 1 warm-up")
+    parser.add_argument("--molecules", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=4, help="our eSEN's C")
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--lmax", type=int, nargs="+", default=[4, 2])
+    parser.add_argument("--ffn", choices=["gate", "grid"], default="gate", help="ours")
+    parser.add_argument("--seed", type=int, default=0, help="choice of demo molecules")
+    parser.add_argument(
+        "--fairchem-python",
+        default=os.environ.get("FAIRCHEM_PYTHON", DEFAULT_FAIRCHEM_PYTHON),
+    )
+    parser.add_argument("--no-malloc-tuning", action="store_true")
+    # internal: one timing in a fresh process
+    parser.add_argument("--worker", choices=["ours", "fairchem"], help=argparse.SUPPRESS)
+    parser.add_argument("--batch-file", help=argparse.SUPPRESS)
+    parser.add_argument("--target-params", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    if not args.no_malloc_tuning and MALLOC_ENV.items() - os.environ.items():
+        os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | MALLOC_ENV)
+    torch.set_num_threads(args.threads)
+
+    problem = fairchem_problem(args.fairchem_python)
+    if problem is not None:
+        print(INSTALL_HINT.format(python=args.fairchem_python, reason=problem))
+        print("timing ours alone\n")
+
+    batch = demo_batch(args.molecules, args.seed)
+    atoms = int(batch["atomic_numbers"].numel())
+    print(
+        f"batch: {args.molecules} demo molecules, {atoms} atoms, "
+        f"{batch['edge_index'].shape[1]} edges (6 A / 30 neighbours); {args.threads} thread(s), "
+        f"{args.repeats} timed steps after 1 warm-up, torch {torch.__version__}; malloc "
+        f"{ {k: v for k, v in os.environ.items() if k.startswith('MALLOC_')} or 'defaults' }"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        batch_file = str(Path(tmp) / "batch.pt")
+        torch.save(batch, batch_file)
+        for lmax in args.lmax:
+            print(
+                f"lmax {lmax}, mmax 2, hidden 32, {args.layers} layers "
+                f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):"
+            )
+            ours = run_worker(
+                sys.executable, "ours", batch_file, args, lmax=lmax, channels=args.channels
+            )
+            print(describe("ours", ours, atoms), flush=True)
+            if problem is not None:
+                continue
+            fc = run_worker(
+                args.fairchem_python,
+                "fairchem",
+                batch_file,
+                args,
+                lmax=lmax,
+                target_params=ours["params"],
+            )
+            print(describe("fairchem", fc, atoms))
+            ratio_wall = statistics.median(ours["wall"]) / statistics.median(fc["wall"])
+            ratio_cpu = statistics.median(ours["cpu"]) / statistics.median(fc["cpu"])
+            print(
+                f"  ratio ours/fairchem step time: {ratio_wall:.2f} wall, {ratio_cpu:.2f} CPU "
+                f"(parameters {ours['params'] / fc['params']:.3f}x)",
+                flush=True,
+            )
+    print(f"load average now {os.getloadavg()[0]:.1f} (absolute times scale with it)")
+
+
+if __name__ == "__main__":
+    main()
