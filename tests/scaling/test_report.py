@@ -71,6 +71,7 @@ def test_tables_are_consistent(fit_json):
         "eq7_lo",
         "eq7_hi",
         "eq5_fit",
+        "note",
     ]
     assert t1["param"].tolist() == ["F_c", "gamma_c"]
     t7 = table7(fits)
@@ -124,3 +125,19 @@ def test_eq7_without_positive_exponents_is_a_clear_error():
     flat = {"A": 1.0, "B": 1.0, "alpha": -0.03, "beta": 0.1, "samples": {}}
     with pytest.raises(ValueError, match="mpnn: eq. 5 fit .*alpha = -0.03.* no compute-optimal"):
         eq7_with_intervals(flat, 2.0, "mpnn")
+
+
+def test_runs_without_a_compute_optimal_law_are_reported_not_fatal(tmp_path):
+    """Loss growing with N (alpha < 0) is a result: table 1 shows NaN and the reason."""
+    dirs = write_synthetic_runs(
+        tmp_path, "flat", n_params=(1e4, 3e4, 1e5), fractions=(0.25, 0.5, 1.0),
+        d_max=1e5, A=1e-3, alpha=-0.3, B=10**1.5, beta=0.4, noise=0.005, n_evals=8, seed=2,
+    )  # fmt: skip
+    out = tmp_path / "flat.json"
+    write_fit(dirs, KAPPA, out, n_boot=30, seed=0)
+    fits = read_fits([out])
+    assert "no compute-optimal" in fits["flat"]["eq7"]["error"]
+    row = table1(fits).set_index("param").loc["gamma_c"]
+    assert np.isnan(row["eq7"]) and np.isfinite(row["eq4"])
+    assert "no compute-optimal" in row["note"]
+    assert allocation(fits, [1.0]).empty

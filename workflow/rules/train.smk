@@ -61,6 +61,8 @@ for _arch in SHARED_ARCHS:
             f"{RESULTS}/logs/train/{_arch}/{{width}}/shared.log",
         benchmark:
             f"{RESULTS}/benchmarks/train/{_arch}/{{width}}/shared.tsv"
+        # the slow families train shared runs: start them first so no core idles at the end
+        priority: 1
         conda:
             "../../environment.yml"
         threads: config["train"]["threads"]

@@ -335,6 +335,9 @@ def plot_fig6(
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
     for arch in archs:
         f = fits[arch]
+        if "error" in f["eq7"]:  # no compute-optimal law for this arch (stated in table 1)
+            logger.warning("figure 6: %s left out: %s", arch, f["eq7"]["error"])
+            continue
         s = _sum_law_fit(f)
         pt = optimal_allocation(s["A"], s["B"], s["alpha"], s["beta"], f["kappa"], cs)
         smp = s.get("samples")

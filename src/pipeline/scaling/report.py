@@ -53,6 +53,19 @@ def _n_invalid(fit: dict) -> int:
     return len(fit["samples"]["alpha"]) - int(_samples(fit)["alpha"].size)
 
 
+EQ7_KEYS = ("G", "a", "b", "gamma_c", "F_c")
+
+
+def _no_eq7(reason: str) -> dict:
+    """The eq. 7 entry of an arch whose eq. 5 fit has no compute-optimal law."""
+    nan = float("nan")
+    return {
+        **dict.fromkeys(EQ7_KEYS, nan),
+        "ci": {key: [nan, nan] for key in EQ7_KEYS},
+        "error": reason,
+    }
+
+
 def eq7_with_intervals(sum_fit: dict, kappa: float, label: str | None = None) -> dict:
     """Eq. (7) from an eq. (5) fit, with 95 % intervals over its bootstrap samples.
 
@@ -274,7 +287,13 @@ def fit_arch(
     }  # fmt: skip
     res = _run_tasks(tasks, n_jobs)
     eq5_used = res["eq5_free"] if used == "free" else res["eq5_e_zero"]
-    eq7 = eq7_with_intervals(eq5_used, kappa, label)
+    try:
+        eq7 = eq7_with_intervals(eq5_used, kappa, label)
+    except ValueError as err:
+        # A non-positive fitted exponent is a result, not bad input: no compute-optimal
+        # allocation exists for these runs. Record why; tables show NaN with the reason.
+        logger.warning("%s", err)
+        eq7 = _no_eq7(str(err))
     extrap = {"eq4_flops": res["holdout_eq4"], "eq5": res["holdout_eq5"]}
     eq4_f, eq4_h, eq5_free, eq5_e0 = (
         res[k] for k in ("eq4_flops", "eq4_hours", "eq5_free", "eq5_e_zero")
@@ -414,6 +433,7 @@ def table1(fits: Mapping[str, dict]) -> pd.DataFrame:
                     "eq7_lo": _nan(e7["ci"][k7][0]),
                     "eq7_hi": _nan(e7["ci"][k7][1]),
                     "eq5_fit": f["eq5_used"],
+                    "note": e7.get("error", ""),
                 }
             )
     return pd.DataFrame(rows)
@@ -471,6 +491,9 @@ def allocation(fits: Mapping[str, dict], budgets_pflops) -> pd.DataFrame:
         raise ValueError(f"budgets must be finite and > 0 PFLOPs, got {budgets.tolist()}")
     rows = []
     for arch, f in fits.items():
+        if "error" in f["eq7"]:
+            logger.warning("%s: no allocation: %s", arch, f["eq7"]["error"])
+            continue
         used = f["eq5_used"]
         s = f["eq5_free"] if used == "free" else f["eq5_e_zero"]
         kappa = f["kappa"]
