@@ -77,9 +77,7 @@ def _check_variants(config: dict, schema: dict) -> None:
             "required": ["base_width", "lr", "batch_size"],
         },
     }
-    train_schema = jsonschema.Draft202012Validator(
-        {**sections["train"], "$defs": schema["$defs"]}
-    )
+    train_schema = jsonschema.Draft202012Validator({**sections["train"], "$defs": schema["$defs"]})
     for arch, section in config["archs"].items():
         merged = merge_config(config["train"], section.get("train", {}))
         error = jsonschema.exceptions.best_match(train_schema.iter_errors(merged))
