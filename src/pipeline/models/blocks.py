@@ -211,3 +211,21 @@ def random_orthogonal(
     q, r = torch.linalg.qr(a)
     q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
     return q.to(dtype)
+
+
+def check_atomic_numbers(
+    atomic_numbers: torch.Tensor, lowest: int, highest: int, model: str, table: str
+) -> None:
+    """Raise ``ValueError`` unless every atomic number lies in ``lowest..highest``.
+
+    An embedding lookup out of range would raise an opaque index error (or, on a GPU,
+    an asynchronous device assert); this names the model and its table size instead.
+    """
+    if atomic_numbers.numel() == 0:
+        return
+    low, high = int(atomic_numbers.min()), int(atomic_numbers.max())
+    if low < lowest or high > highest:
+        raise ValueError(
+            f"{model}: atomic numbers {low}..{high} outside {lowest}..{highest} "
+            f"({table} = {highest + 1 - lowest} embedding rows)"
+        )

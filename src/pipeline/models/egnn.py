@@ -18,6 +18,7 @@ from pipeline.models.blocks import (
     MLP,
     GaussianBasis,
     PolynomialEnvelope,
+    check_atomic_numbers,
     edge_vectors,
     scatter_sum,
     weighted_mean,
@@ -205,12 +206,7 @@ class MCEGNN(nn.Module):
         num_molecules : int
             M.
         """
-        n_atoms = atomic_numbers.shape[0]
-        if n_atoms and int(atomic_numbers.max()) >= self.num_elements:
-            raise ValueError(
-                f"MCEGNN: atomic number {int(atomic_numbers.max())} >= num_elements "
-                f"{self.num_elements}"
-            )
+        check_atomic_numbers(atomic_numbers, 0, self.num_elements - 1, "MCEGNN", "num_elements")
         src, dst = edge_index[0], edge_index[1]
         dist = torch.linalg.vector_norm(edge_vectors(positions, edge_index), dim=-1)  # [E]
         radial = self.radial_basis(dist)  # [E, R]

@@ -30,7 +30,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope
+from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope, check_atomic_numbers
 from pipeline.models.so3 import (
     EdgeGate,
     EquivariantRMSNorm,
@@ -369,11 +369,9 @@ class ESEN(nn.Module):
         forces : [A, 3]
             Direct forces (normalised units).
         """
-        if atomic_numbers.numel() and int(atomic_numbers.max()) >= self.max_num_elements:
-            raise ValueError(
-                f"ESEN: atomic number {int(atomic_numbers.max())} >= max_num_elements "
-                f"{self.max_num_elements}"
-            )
+        check_atomic_numbers(
+            atomic_numbers, 0, self.max_num_elements - 1, "ESEN", "max_num_elements"
+        )
         src, dst = edge_index[0], edge_index[1]
         num_atoms = positions.shape[0]
         r_uv = positions.index_select(0, src) - positions.index_select(0, dst)  # [E, 3]

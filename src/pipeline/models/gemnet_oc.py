@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope
+from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope, check_atomic_numbers
 from pipeline.models.gemnet_oc_layers import (
     AngularBasisEmbedding,
     AtomUpdate,
@@ -427,13 +427,7 @@ class GemNetOC(nn.Module):
             M.
         """
         num_atoms = atomic_numbers.shape[0]
-        if num_atoms and (
-            int(atomic_numbers.min()) < 1 or int(atomic_numbers.max()) > self.num_elements
-        ):
-            raise ValueError(
-                f"GemNetOC: atomic numbers must lie in 1..{self.num_elements}, got "
-                f"{int(atomic_numbers.min())}..{int(atomic_numbers.max())}"
-            )
+        check_atomic_numbers(atomic_numbers, 1, self.num_elements, "GemNetOC", "num_elements")
         g = self._graph(positions, edge_index, num_atoms)
         src, dst = edge_index
 

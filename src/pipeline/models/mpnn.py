@@ -18,6 +18,7 @@ from pipeline.models.blocks import (
     MLP,
     GaussianBasis,
     PolynomialEnvelope,
+    check_atomic_numbers,
     edge_vectors,
     scatter_sum,
     weighted_mean,
@@ -176,11 +177,7 @@ class MPNN(nn.Module):
             M.
         """
         n_atoms = atomic_numbers.shape[0]
-        if n_atoms and int(atomic_numbers.max()) >= self.num_elements:
-            raise ValueError(
-                f"MPNN: atomic number {int(atomic_numbers.max())} >= num_elements "
-                f"{self.num_elements}"
-            )
+        check_atomic_numbers(atomic_numbers, 0, self.num_elements - 1, "MPNN", "num_elements")
         src, dst = edge_index[0], edge_index[1]
         r_uv = edge_vectors(positions, edge_index)  # [E, 3]
         dist = torch.linalg.vector_norm(r_uv, dim=-1)  # [E]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.blocks import scatter_sum
+from pipeline.models.blocks import check_atomic_numbers, scatter_sum
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +150,9 @@ class Transformer(nn.Module):
             M.
         """
         n_atoms = atomic_numbers.shape[0]
-        if n_atoms and int(atomic_numbers.max()) >= self.num_elements:
-            raise ValueError(
-                f"Transformer: atomic number {int(atomic_numbers.max())} >= num_elements "
-                f"{self.num_elements}"
-            )
+        check_atomic_numbers(
+            atomic_numbers, 0, self.num_elements - 1, "Transformer", "num_elements"
+        )
         if n_atoms > 1 and bool((batch[1:] < batch[:-1]).any()):
             raise ValueError("Transformer: batch must be sorted (atoms of a molecule contiguous)")
         counts = torch.bincount(batch, minlength=num_molecules)  # [M]
