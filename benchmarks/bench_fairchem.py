@@ -21,7 +21,9 @@ Models compared
 - fairchem: ``fairchem.core.models.uma.escn_md.eSCNMDBackbone`` (direct
   forces, ``edge_channels`` 8, ``num_distance_basis`` 8, no dataset embedding,
   default ``ff_type="grid"``) with an ``MLP_Energy_Head`` and a
-  ``Linear_Force_Head``: 444,494 parameters at C 4, lmax 4, as in issue 5.
+  ``Linear_Force_Head``: 444,494 parameters at C 4, lmax 4, as in issue 5, of
+  which 444,490 trainable (the 4 charge/spin frequencies are frozen; trainable
+  parameters are what both sides print and match).
   Its width is the even C (its charge/spin embedding needs one) whose count
   is nearest ours (its count grows about linearly in C, ours quadratically, so
   the two agree only near C 4); the edges of the saved batch are passed in
