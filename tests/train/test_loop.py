@@ -261,3 +261,13 @@ def test_corrupt_checkpoint_is_named(tiny_dataset, tmp_path):
     trainer.resume_path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="resume.pt: corrupt checkpoint"):
         trainer.run()
+
+
+def test_corrupt_checkpoint_restarts_only_when_asked(tiny_dataset, tmp_path, caplog):
+    trainer = _trainer(tiny_dataset, tmp_path / "run", restart_corrupt_checkpoint=True)
+    trainer.resume_path.parent.mkdir(parents=True)
+    trainer.resume_path.write_bytes(b"not a checkpoint")
+    trainer.run()
+    assert (tmp_path / "run/curve.csv").exists()
+    assert "starting fresh as asked" in caplog.text
+    assert not trainer.resume_path.exists()

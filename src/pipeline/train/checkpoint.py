@@ -17,6 +17,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be resumed (corrupt, or of another configuration)."""
 
 
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file that cannot be read."""
+
+
 def fingerprint(spec: dict) -> str:
     """A stable hash of everything that determines a run's trajectory."""
     blob = json.dumps(spec, sort_keys=True, default=str).encode()
@@ -41,12 +45,12 @@ def load_checkpoint(path: str | Path, expected_fingerprint: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # torch raises several types for a damaged file
-        raise CheckpointError(
+        raise CorruptCheckpointError(
             f"{path}: corrupt checkpoint ({type(error).__name__}: {error}); delete it or set "
             "train.restart_corrupt_checkpoint to start fresh"
         ) from error
     if not isinstance(state, dict) or "fingerprint" not in state:
-        raise CheckpointError(f"{path}: not a training checkpoint of this pipeline")
+        raise CorruptCheckpointError(f"{path}: not a training checkpoint of this pipeline")
     if state["fingerprint"] != expected_fingerprint:
         raise CheckpointError(
             f"{path}: checkpoint of a different configuration (fingerprint "

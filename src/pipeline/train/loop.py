@@ -45,7 +45,12 @@ from pipeline.train.augment import (
     rotate_about_centres,
     rotate_per_molecule,
 )
-from pipeline.train.checkpoint import fingerprint, load_checkpoint, save_atomic
+from pipeline.train.checkpoint import (
+    CorruptCheckpointError,
+    fingerprint,
+    load_checkpoint,
+    save_atomic,
+)
 from pipeline.train.flops import count_forward_flops
 from pipeline.train.loss import combine, loss_terms, validation_metrics
 from pipeline.train.optim import evaluation_weights, make_optimizer, mup_learning_rate
@@ -107,6 +112,7 @@ class TrainSettings:
     first_eval_fraction: float = 0.02
     shared_fraction_run: bool = False
     max_nonfinite_steps: int = 20
+    restart_corrupt_checkpoint: bool = False
     checkpoint_every_seconds: float = 600.0
     max_steps: int | None = None
     symmetry_loss_rotations: int = 0
@@ -332,7 +338,13 @@ class Trainer:
             "settings": {
                 k: v
                 for k, v in vars(settings).items()
-                if k not in ("device", "threads", "checkpoint_every_seconds")
+                if k
+                not in (
+                    "device",
+                    "threads",
+                    "checkpoint_every_seconds",
+                    "restart_corrupt_checkpoint",
+                )
             },
             "train_h5_molecules": full_count,
         }
@@ -629,8 +641,15 @@ class Trainer:
         self.symmetry_window: list[float] = []
         self.written: set[float] = set()
         if self.resume_path.exists():
-            self._restore(load_checkpoint(self.resume_path, self.fingerprint))
-            logger.info("resumed from %s at step %d", self.resume_path, self.step)
+            try:
+                self._restore(load_checkpoint(self.resume_path, self.fingerprint))
+                logger.info("resumed from %s at step %d", self.resume_path, self.step)
+            except CorruptCheckpointError as error:
+                if not self.settings.restart_corrupt_checkpoint:
+                    raise
+                aside = self.resume_path.with_name(self.resume_path.name + ".corrupt")
+                self.resume_path.replace(aside)
+                logger.warning("%s; moved to %s, starting fresh as asked", error, aside)
         self.wall_start = time.time()
         last_step = max(self.fraction_last_step.values())
         all_eval_steps = set().union(*self.eval_steps.values())
