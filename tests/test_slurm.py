@@ -82,7 +82,10 @@ def _study_config(
     arch.update({"widths": list(widths), "base_width": 8, "batch_size": 8})
     arch["hparams"]["num_layers"] = 2
     arch["resources"] = {"runtime": runtime, "mem_mb": 1000}
+    arch["train"] = {}  # the demo's per-arch passes would override the test's train section
     config["archs"] = {ARCH: arch}
+    config["variants"] = {}  # the demo's experiments name families this study leaves out
+    config["inherit_defaults"] = False  # a complete study: nothing merged under it
     config["kappa"]["num_molecules"] = 8
     # The CI node has 2 CPUs; a job asking for more is refused at submission.
     config["slurm"]["cpus_per_task"] = 1

@@ -46,11 +46,15 @@ def test_default_dag_has_every_stage():
     assert result.returncode == 0, result.stderr
     counts, _ = _planned_jobs(result.stdout + result.stderr)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    train_jobs = sum(
-        len(arch["widths"]) * len(config["fractions"]) for arch in config["archs"].values()
-    )
+    per_fraction, shared = 0, 0
+    for arch in config["archs"].values():
+        if arch.get("train", {}).get("shared_fraction_run", config["train"]["shared_fraction_run"]):
+            shared += len(arch["widths"])  # one job per width writes every fraction
+        else:
+            per_fraction += len(arch["widths"]) * len(arch.get("fractions", config["fractions"]))
     assert counts["extract"] == 1
-    assert counts["train"] == train_jobs >= 9
+    assert counts["train"] == per_fraction >= 9
+    assert sum(n for rule, n in counts.items() if rule.startswith("train_shared_")) == shared
     for rule in ("kappa", "frontier", "fit"):
         assert counts[rule] == len(config["archs"])
     assert counts["table1"] == 1
@@ -104,7 +108,7 @@ def test_partial_reruns_touch_only_affected_jobs(tmp_path):
     counts, _ = _planned_jobs(_snakemake("-n", cwd=tmp_path).stdout)
     assert sum(counts.values()) == 0
 
-    aggregation = {"frontier", "fit", "table1", "fig1", "all"}
+    aggregation = {"frontier", "fit", "table1", "fig1", "main", "kappa_table"}
 
     # one width edited: its three training jobs, kappa (it measures the ladder) and the
     # aggregation downstream; no other training job
@@ -115,7 +119,7 @@ def test_partial_reruns_touch_only_affected_jobs(tmp_path):
     counts, jobs = _planned_jobs(result.stdout)
     trained = {w for rule, w in jobs if rule == "train"}
     assert trained == {f"arch=mpnn, width=16, fraction={f}" for f in ("0.5", "0.75", "1")}
-    assert set(counts) == {"train", "kappa", "kappa_table"} | aggregation
+    assert set(counts) == {"train", "kappa"} | aggregation
     assert "extract" not in counts
 
     # one fraction edited: its three training jobs and the aggregation; kappa untouched
@@ -126,4 +130,4 @@ def test_partial_reruns_touch_only_affected_jobs(tmp_path):
     counts, jobs = _planned_jobs(result.stdout)
     trained = {w for rule, w in jobs if rule == "train"}
     assert trained == {f"arch=mpnn, width={w}, fraction=0.8" for w in (4, 8, 12)}
-    assert set(counts) == {"train"} | aggregation
+    assert set(counts) == {"train"} | aggregation - {"kappa_table"}
