@@ -43,7 +43,7 @@ FAMILIES = {
     "egnn": ({"num_layers": 4}, [16, 64], 0.4),
     "transformer": ({"num_layers": 2, "num_heads": 2}, [16, 64], 1.0),
     "esen": ({"num_layers": 2, "lmax": 2, "mmax": 2, "hidden_channels": 16}, [4, 8], 0.2),
-    "gemnet_oc": ({"num_blocks": 2}, [16, 64], 0.1),
+    "gemnet_oc": ({"num_layers": 2}, [16, 64], 0.1),
 }
 
 

@@ -40,7 +40,7 @@ LADDER = Path(__file__).resolve().parents[2] / "docs" / "ladders_gemnet_oc.yaml"
 
 def _small(**kw) -> GemNetOC:
     """A narrow model with the default structure (all interactions), in float64."""
-    return GemNetOC(**({"width": 16, "num_blocks": 2} | kw)).double()
+    return GemNetOC(**({"width": 16, "num_layers": 2} | kw)).double()
 
 
 def _num_quadruplets(quad: dict) -> int:
@@ -191,7 +191,7 @@ def test_padded_bilinear_sum_matches_explicit_outer_products():
 
 
 def test_shapes_and_registry(molecules):
-    model = build("gemnet_oc", width=16, num_blocks=2).double()
+    model = build("gemnet_oc", width=16, num_layers=2).double()
     assert isinstance(model, GemNetOC)
     assert model.cutoff == 10.0 and model.max_neighbors == 50
     assert GemNetOC.properties == dict(characteristic="invariant", tensor_order=0, body_order=4)
@@ -318,7 +318,7 @@ def test_rejects_unknown_element(molecules):
 def test_loss_goes_down_on_demo_data():
     """Full-batch Adam steps on 8 embedded GFN2-xTB molecules lower the eq. (1) loss."""
     torch.manual_seed(0)
-    model = GemNetOC(width=16, num_blocks=2)
+    model = GemNetOC(width=16, num_layers=2)
     mols, target_e, target_f = demo_molecules(8)
     losses = train_losses(model, mols, steps=12, lr=3e-3, targets=(target_e, target_f))
     assert all(map(math.isfinite, losses))
@@ -336,8 +336,8 @@ def _ladder():
 @pytest.mark.parametrize("row", _ladder()[1], ids=lambda r: f"w{r['width']}")
 def test_table6_parameter_counts(row):
     fixed, _ = _ladder()
-    fixed = {k: v for k, v in fixed.items() if k != "num_blocks"}
-    model = build("gemnet_oc", width=row["width"], num_blocks=row["depth"], **fixed)
+    fixed = {k: v for k, v in fixed.items() if k != "num_layers"}
+    model = build("gemnet_oc", width=row["width"], num_layers=row["depth"], **fixed)
     n = num_params(model)
     assert abs(n - row["n_params_paper"]) <= 0.02 * row["n_params_paper"]
     assert n == row["n_params_paper"]  # exact, see docs/ladders_gemnet_oc.yaml

@@ -150,7 +150,7 @@ class GemNetOC(nn.Module):
     ----------
     width : int
         Atom and edge embedding size ``w``.
-    num_blocks : int
+    num_layers : int
         Interaction blocks (Table 6 "Depth"), default 4.
     cutoff : float
         Main graph radius in Angstrom (the trainer builds the graph), default 10.0.
@@ -195,7 +195,7 @@ class GemNetOC(nn.Module):
     def __init__(
         self,
         width: int,
-        num_blocks: int = 4,
+        num_layers: int = 4,
         cutoff: float = 10.0,
         max_neighbors: int = 50,
         cutoff_qint: float = 2.5,
@@ -225,8 +225,8 @@ class GemNetOC(nn.Module):
         super().__init__()
         if width < 1:
             raise ValueError(f"GemNetOC: width must be >= 1, got {width}")
-        if num_blocks < 1:
-            raise ValueError(f"GemNetOC: num_blocks must be >= 1, got {num_blocks}")
+        if num_layers < 1:
+            raise ValueError(f"GemNetOC: num_layers must be >= 1, got {num_layers}")
         if not 0 < cutoff_qint <= cutoff:
             raise ValueError(
                 f"GemNetOC: need 0 < cutoff_qint <= cutoff, got {cutoff_qint} and {cutoff}"
@@ -236,7 +236,7 @@ class GemNetOC(nn.Module):
         if avg_neighbors <= 0 or avg_quadruplets <= 0:
             raise ValueError("GemNetOC: avg_neighbors and avg_quadruplets must be > 0")
         self.width = width
-        self.num_blocks = num_blocks
+        self.num_layers = num_layers
         self.cutoff = float(cutoff)
         self.max_neighbors = int(max_neighbors)
         self.cutoff_qint = float(cutoff_qint)
@@ -292,18 +292,18 @@ class GemNetOC(nn.Module):
                 num_atom=num_atom,
                 num_atom_emb_layers=num_atom_emb_layers,
             )
-            for _ in range(num_blocks)
+            for _ in range(num_layers)
         )
         self.out_blocks = nn.ModuleList(
-            OutputBlock(width, rbf, num_atom, num_output_afteratom) for _ in range(num_blocks + 1)
+            OutputBlock(width, rbf, num_atom, num_output_afteratom) for _ in range(num_layers + 1)
         )
         self.out_mlp_energy = nn.Sequential(
-            Dense(width * (num_blocks + 1), width, True),
+            Dense(width * (num_layers + 1), width, True),
             residual_stack(width, num_global_out_layers),
         )
         self.out_energy = Dense(width, 1)
         self.out_mlp_forces = nn.Sequential(
-            Dense(width * (num_blocks + 1), width, True),
+            Dense(width * (num_layers + 1), width, True),
             residual_stack(width, num_global_out_layers),
         )
         self.out_forces = Dense(width, 1)
