@@ -75,11 +75,11 @@ def run_dirs(arch):
 
 
 def arch_curves(wildcards):
-    return [f"{run}/curve.csv" for run in run_dirs(wildcards.arch)]
+    return base_runs([wildcards.arch], ("curve.csv",))
 
 
 def arch_metas(wildcards):
-    return [f"{run}/meta.json" for run in run_dirs(wildcards.arch)]
+    return base_runs([wildcards.arch], ("meta.json",))
 
 
 def variant_run_dirs(variant):

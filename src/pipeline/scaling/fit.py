@@ -311,6 +311,19 @@ def _fit_with_bootstrap(
     }
 
 
+def _run_info(r: dict, n_boot: int, top_k: int) -> dict:
+    """What every fit reports about its optimisation and bootstrap (``r``: _fit_with_bootstrap)."""
+    return {
+        "n_boot": int(n_boot),
+        "n_boot_failed": r["n_boot_failed"],
+        "boot_failures": r["boot_failures"],
+        "objective": r["fun"],
+        "n_starts": r["n_starts"],
+        "n_starts_converged": r["n_starts_converged"],
+        **_method_info(top_k),
+    }
+
+
 def _method_info(top_k: int) -> dict:
     return {
         "loss": "huber on log residuals",
@@ -386,14 +399,8 @@ def fit_power_law(
         "gamma": float(g_hat),
         "ci": {"F": _percentile_ci(np.exp(s[:, 0])), "gamma": _percentile_ci(s[:, 1])},
         "n_points": int(c.size),
-        "n_boot": int(n_boot),
-        "n_boot_failed": r["n_boot_failed"],
-        "boot_failures": r["boot_failures"],
-        "objective": r["fun"],
-        "n_starts": r["n_starts"],
-        "n_starts_converged": r["n_starts_converged"],
         "x_range": [float(c.min()), float(c.max())],
-        **_method_info(top_k),
+        **_run_info(r, n_boot, top_k),
     }
     if label is not None:
         out["label"] = label
@@ -493,16 +500,10 @@ def fit_sum_law(
         {
             "e_fixed": bool(fix_e_zero),
             "n_points": int(nn.size),
-            "n_boot": int(n_boot),
-            "n_boot_failed": r["n_boot_failed"],
-            "boot_failures": r["boot_failures"],
-            "objective": r["fun"],
-            "n_starts": r["n_starts"],
-            "n_starts_converged": r["n_starts_converged"],
             "d_span_decades": d_span,
             "n_span_decades": float(np.log10(nn.max() / nn.min())),
             "e_beta_tradeoff": bool(tradeoff),
-            **_method_info(top_k),
+            **_run_info(r, n_boot, top_k),
         }
     )
     if not fix_e_zero:

@@ -18,18 +18,6 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-CURVE_COLUMNS = (
-    "step",
-    "epoch",
-    "molecules_seen",
-    "atoms_seen",
-    "train_seconds",
-    "eval_seconds",
-    "val_loss",
-    "val_energy_loss",
-    "val_force_loss",
-    "train_loss",
-)
 #: columns the analysis needs; the others are carried when present
 REQUIRED_CURVE_COLUMNS = ("step", "atoms_seen", "train_seconds", "eval_seconds", "val_loss")
 META_KEYS = ("arch", "width", "fraction", "n_params")
