@@ -195,6 +195,9 @@ def test_shapes_and_registry(molecules):
     assert isinstance(model, GemNetOC)
     assert model.cutoff == 10.0 and model.max_neighbors == 50
     assert GemNetOC.properties == dict(characteristic="invariant", tensor_order=0, body_order=4)
+    # what the symmetry tests below check numerically
+    assert GemNetOC.symmetries == {"rotation", "reflection", "translation", "permutation"}
+    assert GemNetOC.forces == "direct"
     energy, forces = molecules.run(model)
     assert energy.shape == (molecules.num_molecules,) and forces.shape == (len(molecules.z), 3)
 

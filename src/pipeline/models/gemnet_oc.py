@@ -191,6 +191,10 @@ class GemNetOC(nn.Module):
     """
 
     properties = dict(characteristic="invariant", tensor_order=0, body_order=4)
+    # exact invariances of the energy / equivariances of the forces (tests check them in
+    # float64): all geometric inputs are distances and unsigned angles
+    symmetries: frozenset[str] = frozenset({"rotation", "reflection", "translation", "permutation"})
+    forces: str = "direct"
 
     def __init__(
         self,
