@@ -281,3 +281,16 @@ def test_parameter_counts_match_table5(row):
     n = num_params(model)
     assert n == ESEN.param_count_formula(**hp)
     assert abs(n - row["n_params_paper"]) / row["n_params_paper"] < 0.02
+
+
+def test_declared_symmetries_are_exact_and_reflection_is_not_claimed():
+    """Contract: `symmetries` lists what holds exactly; a mirror image breaks the forces."""
+    assert ESEN.symmetries == frozenset({"rotation", "translation", "permutation"})
+    assert ESEN.forces == "direct"
+    model = _small()
+    z, pos, batch = _molecules()
+    edges = radius_graph(pos, batch, model.cutoff, model.max_neighbors)
+    _, forces = model(z, pos, edges, batch, 3)
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+    _, f2 = model(z, pos @ mirror.T, edges, batch, 3)
+    assert _rel(f2, forces @ mirror.T) > 1e-3  # far above float64 rounding

@@ -261,6 +261,11 @@ class ESEN(nn.Module):
     """
 
     properties = {"characteristic": "equivariant", "tensor_order": ">=2", "body_order": 2}
+    #: exact invariances of the energy / equivariances of the forces (measured in
+    #: tests/models/test_esen.py); no "reflection": features carry no parity, and a
+    #: mirror image changes the forces by ~10 % of their size at initialisation
+    symmetries: frozenset[str] = frozenset({"rotation", "translation", "permutation"})
+    forces: str = "direct"
 
     def __init__(
         self,
