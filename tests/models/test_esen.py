@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from e3nn import o3
 
 from pipeline.data.graphs import radius_graph
 from pipeline.models import build, num_params
-from pipeline.models.esen import ESEN
+from pipeline.models.esen import ESEN, _GridFeedForward
 from pipeline.models.so3 import (
     SO2Convolution,
     WignerFromPoints,
@@ -141,6 +142,26 @@ def test_energy_and_forces_follow_atom_permutations():
     e2, f2 = model(z[perm], pos[perm], inverse[edges], batch[perm], 3)
     assert _rel(e2, energy) < RTOL
     assert _rel(f2, forces[perm]) < RTOL
+
+
+@pytest.mark.parametrize("lmax,resolution", [(2, None), (4, None), (3, 4)])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_grid_round_trip_is_the_identity_on_band_limited_signals(lmax, resolution, dtype, tol):
+    """to_grid then from_grid returns the coefficients (issue 13 item 3: was 1/(4 pi))."""
+    ffn = _GridFeedForward(3, 5, lmax, resolution)
+    x = torch.randn(7, (lmax + 1) ** 2, 3, dtype=dtype)
+    back = ffn.from_grid(ffn.to_grid(x))
+    assert float((back - x).abs().max()) < tol * float(x.abs().max())
+    # projection of the constant function 1: only l = 0, with Y_0 = 1/sqrt(4 pi) (integral)
+    ones = torch.ones(1, ffn.const("to_grid", x).shape[0], 1, dtype=dtype)
+    expected = torch.zeros(1, (lmax + 1) ** 2, 1, dtype=dtype)
+    expected[0, 0, 0] = math.sqrt(4 * math.pi)
+    torch.testing.assert_close(ffn.from_grid(ones), expected, atol=tol * 4, rtol=0)
+
+
+def test_grid_resolution_below_lmax_plus_one_raises():
+    with pytest.raises(ValueError, match="grid_resolution"):
+        ESEN(channels=4, lmax=4, ffn="grid", grid_resolution=4)
 
 
 def test_grid_feed_forward_is_only_approximately_equivariant():

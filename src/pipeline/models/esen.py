@@ -92,12 +92,20 @@ class _GridFeedForward(Float64Constants):
 
     Features are evaluated on a Gauss-Legendre (polar, about y) x uniform
     (azimuth) grid, passed through the MLP and projected back by quadrature.
-    Equivariant only up to the quadrature (aliasing) error of the grid.
+    With ``resolution >= lmax + 1`` polar points the quadrature integrates
+    products of two degree-``lmax`` signals exactly, so the round trip
+    ``from_grid(to_grid(x))`` is the identity; the MLP's output is not band
+    limited, so the layer is equivariant only up to the grid's aliasing error.
     """
 
     def __init__(self, channels: int, hidden: int, lmax: int, resolution: int | None):
         super().__init__()
         n_polar = 2 * (lmax + 1) if resolution is None else resolution
+        if n_polar < lmax + 1:
+            raise ValueError(
+                f"ESEN: grid_resolution must be >= lmax + 1 = {lmax + 1} polar points "
+                f"(exact round trip to the grid), got {n_polar}"
+            )
         n_azim = 2 * n_polar
         nodes, weights = _gauss_legendre(n_polar)
         phi = torch.arange(n_azim, dtype=torch.float64) * (2 * math.pi / n_azim)
@@ -107,9 +115,13 @@ class _GridFeedForward(Float64Constants):
             (sin_t * torch.cos(phi), cos_t, sin_t * torch.sin(phi)), dim=-1
         ).reshape(-1, 3)
         w = (weights[:, None] * (2 * math.pi / n_azim)).expand(n_polar, n_azim).reshape(-1)
-        y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=False)  # [G, S]
-        # component normalisation: the mean over the sphere of Y_i Y_j is delta_ij
-        self.set_constants(to_grid=y, from_grid=(y * w[:, None] / (4 * math.pi)).T.contiguous())
+        # integral normalisation (e3nn's default, as eSEN's grid): the integral over the
+        # sphere of Y_i Y_j is delta_ij, and the quadrature weights sum to 4 pi, so
+        # from_grid @ to_grid is the identity on degrees <= lmax (exact quadrature)
+        y = o3.spherical_harmonics(
+            list(range(lmax + 1)), points, normalize=False, normalization="integral"
+        )  # [G, S]
+        self.set_constants(to_grid=y, from_grid=(y * w[:, None]).T.contiguous())
         self.mlp = nn.Sequential(
             nn.Linear(channels, hidden, bias=False),
             nn.SiLU(),
@@ -118,10 +130,17 @@ class _GridFeedForward(Float64Constants):
             nn.Linear(hidden, channels, bias=False),
         )
 
+    def to_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """Values on the grid of the signals with coefficients ``x`` [A, S, C] -> [A, G, C]."""
+        return torch.matmul(self.const("to_grid", x), x)
+
+    def from_grid(self, grid: torch.Tensor) -> torch.Tensor:
+        """Coefficients (quadrature projection) of grid values ``grid`` [A, G, C] -> [A, S, C]."""
+        return torch.matmul(self.const("from_grid", grid), grid)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` [A, S, C] -> [A, S, C]."""
-        grid = torch.einsum("gs,asc->agc", self.const("to_grid", x), x)
-        return torch.einsum("sg,agc->asc", self.const("from_grid", x), self.mlp(grid))
+        return self.from_grid(self.mlp(self.to_grid(x)))
 
 
 def _gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
