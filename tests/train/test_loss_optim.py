@@ -6,28 +6,41 @@ import pytest
 import torch
 
 from pipeline.train.augment import random_rotations, rotate_per_molecule
-from pipeline.train.loss import combine, loss_terms
+from pipeline.train.loss import combine, loss_terms, validation_metrics
 from pipeline.train.optim import evaluation_weights, make_optimizer, mup_learning_rate
 
 
 def test_loss_matches_hand_computation():
-    # two molecules: 2 atoms and 1 atom
-    energy_pred = torch.tensor([1.0, -2.0])
-    energy_true = torch.tensor([0.0, 1.0])
-    forces_pred = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
-    forces_true = torch.zeros(3, 3)
-    n_atoms = torch.tensor([2, 1])
+    """Eq. 1 per molecule, then the mean over molecules: a 3-, a 1- and a 2-atom molecule."""
+    energy_pred = torch.tensor([1.0, -2.0, 0.5])
+    energy_true = torch.tensor([0.0, 1.0, 0.5])
+    forces_pred = torch.tensor(
+        [
+            [3.0, 4.0, 0.0],  # molecule 0: norms 5, 0, 2
+            [0.0, 0.0, 0.0],
+            [0.0, 0.0, 2.0],
+            [1.0, 1.0, 1.0],  # molecule 1: norm sqrt 3
+            [0.0, 6.0, 8.0],  # molecule 2: norms 10, 1
+            [1.0, 0.0, 0.0],
+        ]
+    )
+    forces_true = torch.zeros(6, 3)
+    n_atoms = torch.tensor([3, 1, 2])
     terms = loss_terms(energy_pred, forces_pred, energy_true, forces_true, n_atoms)
     loss, energy_loss, force_loss = combine(terms, energy_weight=2.0, force_weight=0.5)
-    # energy: mean over molecules of |de| / n = (1/2 + 3/1) / 2
-    assert energy_loss.item() == pytest.approx((0.5 + 3.0) / 2)
-    # forces: mean over atoms of the L2 norm = (5 + 0 + sqrt 3) / 3
-    assert force_loss.item() == pytest.approx((5.0 + 0.0 + math.sqrt(3.0)) / 3)
-    assert loss.item() == pytest.approx(2.0 * 1.75 + 0.5 * (5.0 + math.sqrt(3.0)) / 3)
+    # energy: mean over molecules of |de| / n
+    energy_by_hand = (1.0 / 3 + 3.0 / 1 + 0.0 / 2) / 3
+    # forces: per molecule the mean over its atoms of the L2 norm, then the mean over molecules
+    force_by_hand = ((5.0 + 0.0 + 2.0) / 3 + math.sqrt(3.0) / 1 + (10.0 + 1.0) / 2) / 3
+    assert energy_loss.item() == pytest.approx(energy_by_hand)
+    assert force_loss.item() == pytest.approx(force_by_hand)
+    # not the mean over all atoms of the batch, which weighs large molecules more
+    assert force_loss.item() != pytest.approx((5.0 + 0.0 + 2.0 + math.sqrt(3.0) + 11.0) / 6)
+    assert loss.item() == pytest.approx(2.0 * energy_by_hand + 0.5 * force_by_hand)
 
 
-def test_batch_sums_add_up_across_batches():
-    """Validation sums over batches equal the loss of the whole set in one batch."""
+def test_validation_metrics_match_the_training_loss_and_split_over_batches():
+    """Validation: sums over batches give the loss of the whole set in one batch."""
     gen = torch.Generator().manual_seed(1)
     e_pred, e_true = torch.randn(5, generator=gen), torch.randn(5, generator=gen)
     f_pred, f_true = torch.randn(12, 3, generator=gen), torch.randn(12, 3, generator=gen)
@@ -37,6 +50,29 @@ def test_batch_sums_add_up_across_batches():
     second = loss_terms(e_pred[2:], f_pred[5:], e_true[2:], f_true[5:], n[2:])
     assert (first.energy_sum + second.energy_sum).item() == pytest.approx(whole.energy_sum.item())
     assert (first.force_sum + second.force_sum).item() == pytest.approx(whole.force_sum.item())
+    loss, energy_loss, force_loss = combine(whole, energy_weight=1.0, force_weight=3.0)
+    metrics = validation_metrics(
+        float(first.energy_sum + second.energy_sum),
+        float(first.force_sum + second.force_sum),
+        first.num_molecules + second.num_molecules,
+        first.num_atoms + second.num_atoms,
+        energy_weight=1.0,
+        force_weight=3.0,
+        energy_std_ev=0.5,
+    )
+    assert metrics["val_loss"] == pytest.approx(loss.item())
+    assert metrics["val_force_loss"] == pytest.approx(force_loss.item())
+    assert metrics["val_energy_mae_mev_per_atom"] == pytest.approx(500.0 * energy_loss.item())
+    # by hand: per-molecule mean norms, then the mean over the five molecules
+    norms = torch.linalg.vector_norm(f_pred - f_true, dim=-1)
+    per_molecule = [chunk.mean() for chunk in norms.split(n.tolist())]
+    assert metrics["val_force_loss"] == pytest.approx(float(sum(per_molecule)) / 5)
+
+
+def test_loss_terms_reject_atom_counts_that_do_not_match():
+    with pytest.raises(ValueError, match="n_atoms"):
+        loss_terms(torch.zeros(2), torch.zeros(4, 3), torch.zeros(2), torch.zeros(4, 3),
+                   torch.tensor([2, 3]))  # fmt: skip
 
 
 @pytest.mark.parametrize(("width", "expected"), [(32, 2e-2), (64, 1e-2), (8, 8e-2), (128, 5e-3)])
