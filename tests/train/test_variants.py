@@ -117,7 +117,9 @@ def test_symmetry_loss_step_is_eq_2_by_hand(tiny_dataset, tmp_path, arch_name, h
     total, symmetry = trainer._train_step(0, indices)
     assert symmetry == pytest.approx(expected_sym, rel=1e-5)
     assert total == pytest.approx(losses[0] + weight * expected_sym, rel=1e-5)
-    assert symmetry != pytest.approx(losses[0], rel=1e-3)  # neither model is equivariant
+    # neither model is exactly invariant: the rotated copies' loss differs (by ~1e-4
+    # relative for a freshly initialised MPNN, whose loss is mostly the energy offset)
+    assert symmetry != pytest.approx(losses[0], rel=2e-5)
 
 
 def test_symmetry_loss_switch_changes_the_job_and_its_outputs(tiny_dataset, tmp_path):

@@ -15,6 +15,12 @@ def main(smk):
     else:
         fractions, folders = [float(smk.wildcards.fraction)], [Path(smk.output.curve).parent]
         arch = smk.wildcards.arch
+    # how the job runs (not rerun triggers): resources and threads, else the train section
+    runtime = {
+        "threads": smk.threads,
+        "device": smk.resources.get("train_device"),
+        "checkpoint_every_seconds": smk.resources.get("checkpoint_every_seconds"),
+    }
     train_job(
         smk.input.train,
         smk.input.val,
@@ -25,6 +31,8 @@ def main(smk):
         fraction_dirs=dict(zip(fractions, folders, strict=True)),
         train_section=smk.params.train,
         variant=smk.params.get("variant", "base"),
+        seed=int(smk.wildcards.seed) if "seed" in smk.wildcards.keys() else None,
+        runtime=runtime,
     )
 
 

@@ -86,6 +86,8 @@ class Preempted(SystemExit):
 
 
 AUGMENT_CHOICES = ("none", "always", "after_first_epoch")
+# settings of how a job runs, not of what it computes (contract 6: not rerun triggers)
+RUNTIME_KEYS = ("device", "threads", "checkpoint_every_seconds")
 
 
 @dataclass
@@ -262,6 +264,7 @@ class Trainer:
         The ``train`` config section.
     variant : str
         Name of the config variant this job belongs to (recorded in meta.json).
+        ``"base"`` for the main study.
     """
 
     def __init__(
@@ -273,7 +276,7 @@ class Trainer:
         width: int,
         fraction_dirs: dict[float, str | Path],
         settings: TrainSettings,
-        variant: str = "baseline",
+        variant: str = "base",
     ):
         if len(fraction_dirs) > 1 and not settings.shared_fraction_run:
             raise ValueError("several fractions in one job need train.shared_fraction_run")
@@ -640,16 +643,20 @@ class Trainer:
         self.loss_window: list[float] = []
         self.symmetry_window: list[float] = []
         self.written: set[float] = set()
+        resumed = False
         if self.resume_path.exists():
             try:
                 self._restore(load_checkpoint(self.resume_path, self.fingerprint))
                 logger.info("resumed from %s at step %d", self.resume_path, self.step)
+                resumed = True
             except CorruptCheckpointError as error:
                 if not self.settings.restart_corrupt_checkpoint:
                     raise
                 aside = self.resume_path.with_name(self.resume_path.name + ".corrupt")
                 self.resume_path.replace(aside)
                 logger.warning("%s; moved to %s, starting fresh as asked", error, aside)
+        if not resumed:
+            self._prepare_model()
         self.wall_start = time.time()
         last_step = max(self.fraction_last_step.values())
         all_eval_steps = set().union(*self.eval_steps.values())
@@ -730,6 +737,42 @@ class Trainer:
             for name in ("curve.csv", "model.pt", "meta.json"):
                 (staged / name).replace(out / name)
         shutil.rmtree(self.work_dir)
+
+    def run_id(self, fraction: float) -> str:
+        """Name of the training pass that writes ``fraction``'s folder (meta.json).
+
+        Every fraction of one shared-fraction pass has the same id,
+        ``{variant}/{arch}/w{width}/seed{seed}``; a separate run's id names its fraction,
+        ``{variant}/{arch}/w{width}/f{fraction}/seed{seed}``.
+        """
+        head = f"{self.variant}/{self.arch.name}/w{self.width}"
+        if self.settings.shared_fraction_run:
+            return f"{head}/seed{self.settings.seed}"
+        return f"{head}/f{fraction:g}/seed{self.settings.seed}"
+
+    def _prepare_model(self) -> None:
+        """Call the model's ``prepare`` on the first training batch (fresh runs only).
+
+        A model may fit data-dependent constants before training (GemNet-OC's scale
+        factors); it keeps them in buffers, so checkpoints and model.pt carry them and
+        a resumed run never calls this again.
+        """
+        prepare = getattr(self.model, "prepare", None)
+        if prepare is None:
+            return
+        _, indices = self.batches[0]
+        batch, _ = self._batch(self.store, indices, self.energy_target, self._make_batch(indices))
+        dtype = next(self.model.parameters()).dtype
+        prepare(
+            batch.atomic_numbers,
+            batch.positions.to(dtype),
+            batch.edge_index,
+            batch.batch,
+            batch.num_molecules,
+        )
+        logger.info(
+            "%s width %d: model.prepare done on the first batch", self.arch.name, self.width
+        )
 
     def _staging(self, fraction: float) -> Path:
         return self.work_dir / f"fraction_{fraction:g}"
@@ -822,6 +865,9 @@ class Trainer:
             "width": self.width,
             "fraction": fraction,
             "variant": self.variant,
+            "seed": self.settings.seed,
+            "run_id": self.run_id(fraction),
+            "forces": getattr(self.model, "forces", "direct"),
             "n_params": self.n_params,
             "hparams": self.arch.hparams,
             "lr": self.lr,
@@ -874,12 +920,31 @@ def train_job(
     width: int,
     fraction_dirs: dict[float, str | Path],
     train_section: dict,
-    variant: str = "baseline",
+    variant: str = "base",
+    seed: int | None = None,
+    runtime: dict | None = None,
 ) -> None:
     """Entry point of the ``train`` rule: build the trainer from config sections and run.
 
-    ``variant`` names the config variant (results/variants/{variant}/...) in meta.json.
+    Parameters
+    ----------
+    variant : str
+        The config variant (results/variants/{variant}/...), recorded in meta.json;
+        ``"base"`` for the main study.
+    seed : int, optional
+        The run's seed (the study's ``seeds`` axis); overrides ``train_section['seed']``.
+    runtime : dict, optional
+        How the job runs, not what it computes: ``device``, ``threads``,
+        ``checkpoint_every_seconds`` (None values are ignored). Overrides the same keys
+        of ``train_section``, where they are still accepted.
     """
+    section = dict(train_section)
+    unknown = set(runtime or {}) - set(RUNTIME_KEYS)
+    if unknown:
+        raise ValueError(f"unknown runtime settings {sorted(unknown)}; expected {RUNTIME_KEYS}")
+    section.update({k: v for k, v in (runtime or {}).items() if v is not None})
+    if seed is not None:
+        section["seed"] = int(seed)
     trainer = Trainer(
         train_h5,
         val_h5,
@@ -887,7 +952,7 @@ def train_job(
         ArchSettings.from_config(arch_name, arch_section),
         int(width),
         fraction_dirs,
-        TrainSettings.from_config(train_section),
+        TrainSettings.from_config(section),
         variant=variant,
     )
     trainer.run()
