@@ -14,11 +14,9 @@ import yaml
 from pipeline.models import build, num_params
 from pipeline.models.blocks import random_orthogonal, random_rotation
 from pipeline.models.gemnet_oc import GemNetOC
-from pipeline.models.gemnet_oc_layers import (
+from pipeline.models.gemnet_oc_graph import (
     azimuth_modes,
-    dihedral_sum,
     pad_groups,
-    padded_bilinear_sum,
     quadruplet_triplets,
     quadruplets,
     ranks_in_group,
@@ -26,6 +24,7 @@ from pipeline.models.gemnet_oc_layers import (
     reverse_edges,
     triplets,
 )
+from pipeline.models.gemnet_oc_layers import dihedral_sum, padded_bilinear_sum
 from tests.models.conftest import (
     SYMMETRY_RTOL,
     MolBatch,

@@ -21,6 +21,17 @@ import torch
 from torch import nn
 
 from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope, check_atomic_numbers
+from pipeline.models.gemnet_oc_graph import (
+    azimuth_modes,
+    legendre,
+    pad_groups,
+    quadruplet_triplets,
+    ranks_in_group,
+    reference_directions,
+    reverse_edges,
+    scatter_rows,
+    triplets,
+)
 from pipeline.models.gemnet_oc_layers import (
     AngularBasisEmbedding,
     AtomUpdate,
@@ -30,16 +41,7 @@ from pipeline.models.gemnet_oc_layers import (
     QuadrupletInteraction,
     RadialBasisEmbedding,
     TripletInteraction,
-    azimuth_modes,
-    legendre,
-    pad_groups,
-    quadruplet_triplets,
-    ranks_in_group,
-    reference_directions,
     residual_stack,
-    reverse_edges,
-    scatter_rows,
-    triplets,
 )
 
 logger = logging.getLogger(__name__)

@@ -1,14 +1,9 @@
-"""Index constructions, bases and layers of GemNet-OC (private to ``gemnet_oc.py``).
+"""Layers of GemNet-OC (private to ``gemnet_oc.py``): dense and residual layers, basis
+embeddings, the triplet, quadruplet, pair and atom-update interactions.
 
-Edge convention of the project: edge ``e = (u, v)`` has neighbour ``u = edge_index[0, e]``,
-centre ``v = edge_index[1, e]`` and vector ``r_uv = x_u - x_v``. Messages of edge
-``c -> a`` collect triplets ``c -> a <- b`` (edges sharing the centre ``a``) and
-quadruplets ``c -> a <- b <- d`` (eq. 10 with u = c, v = a, k = b, j = d).
-
-Everything is pure torch and vectorised (no torch-scatter): groups are enumerated with
-``bincount``/``repeat_interleave`` and padded to dense ``[groups, K, ...]`` tensors for the
-bilinear aggregation, the reformulation of Gasteiger et al. (2022) that never
-materialises the per-triplet outer products.
+The bilinear aggregations use the reformulation of Gasteiger et al. (2022) that never
+materialises the per-triplet outer products; index sets and bases come from
+:mod:`pipeline.models.gemnet_oc_graph`.
 """
 
 from __future__ import annotations
@@ -18,259 +13,24 @@ import math
 import torch
 from torch import nn
 
+from pipeline.models.gemnet_oc_graph import pad_groups, scatter_rows
+
 __all__ = [
+    "AngularBasisEmbedding",
+    "AtomUpdate",
     "Dense",
+    "OutputBlock",
+    "PairInteraction",
+    "QuadrupletInteraction",
+    "RadialBasisEmbedding",
     "ResidualLayer",
     "ScaledSiLU",
-    "group_pairs",
-    "reverse_edges",
-    "triplets",
-    "quadruplets",
-    "quadruplet_triplets",
-    "azimuth_modes",
+    "TripletInteraction",
     "dihedral_sum",
-    "reference_directions",
-    "ranks_in_group",
-    "legendre",
-    "RadialBasisEmbedding",
-    "AngularBasisEmbedding",
-    "pad_groups",
     "padded_bilinear_sum",
+    "residual_stack",
+    "swap_add",
 ]
-
-
-# --- index constructions ---------------------------------------------------------------
-
-
-def group_pairs(
-    key_a: torch.Tensor, key_b: torch.Tensor, num_keys: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """All index pairs ``(i, j)`` with ``key_a[i] == key_b[j]``.
-
-    Parameters
-    ----------
-    key_a : long [Na]
-    key_b : long [Nb]
-        Keys in ``[0, num_keys)``.
-    num_keys : int
-
-    Returns
-    -------
-    (long [P], long [P])
-        ``i`` ascending (pairs of one ``i`` contiguous), ``j`` in ascending order of
-        ``(key_b, j)`` within each ``i``.
-    """
-    device = key_a.device
-    order_b = torch.argsort(key_b, stable=True)
-    count_b = torch.bincount(key_b, minlength=num_keys)
-    start_b = torch.cumsum(count_b, 0) - count_b
-    n_per_a = count_b[key_a]  # [Na]
-    i = torch.repeat_interleave(torch.arange(len(key_a), device=device), n_per_a)
-    first = torch.cumsum(n_per_a, 0) - n_per_a
-    offset = torch.arange(len(i), device=device) - first[i]
-    j = order_b[start_b[key_a[i]] + offset]
-    return i, j
-
-
-def ranks_in_group(group: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """Position of every element within its group, for a sorted ``group`` [N] -> long [N]."""
-    count = torch.bincount(group, minlength=num_groups)
-    first = torch.cumsum(count, 0) - count
-    return torch.arange(len(group), device=group.device) - first[group]
-
-
-def reverse_edges(edge_index: torch.Tensor, num_atoms: int) -> torch.Tensor:
-    """Index of the reverse edge ``v -> u`` of every edge ``u -> v``, -1 where absent.
-
-    A radius graph truncated at ``max_neighbors`` can miss reverse edges; their
-    symmetric contribution is then zero.
-
-    Parameters
-    ----------
-    edge_index : long [2, E]
-    num_atoms : int
-
-    Returns
-    -------
-    long [E]
-    """
-    key = edge_index[0] * num_atoms + edge_index[1]
-    rev = edge_index[1] * num_atoms + edge_index[0]
-    order = torch.argsort(key)
-    sorted_key = key[order]
-    pos = torch.searchsorted(sorted_key, rev).clamp(max=max(len(key) - 1, 0))
-    if len(key) == 0:
-        return key.clone()
-    found = sorted_key[pos] == rev
-    return torch.where(found, order[pos], torch.full_like(pos, -1))
-
-
-def triplets(
-    edge_index_out: torch.Tensor, edge_index_in: torch.Tensor, num_atoms: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Triplets ``c -> a <- b``: an out edge ``(c, a)`` and an in edge ``(b, a)``, ``b != c``.
-
-    Parameters
-    ----------
-    edge_index_out, edge_index_in : long [2, E_out], long [2, E_in]
-        Both in the project's convention (row 1 the shared centre ``a``).
-    num_atoms : int
-
-    Returns
-    -------
-    (long [T], long [T])
-        ``idx_out`` (sorted ascending) and ``idx_in``.
-    """
-    idx_out, idx_in = group_pairs(edge_index_out[1], edge_index_in[1], num_atoms)
-    keep = edge_index_in[0, idx_in] != edge_index_out[0, idx_out]
-    return idx_out[keep], idx_in[keep]
-
-
-def quadruplets(
-    edge_index: torch.Tensor, qint_edge_index: torch.Tensor, num_atoms: int
-) -> dict[str, torch.Tensor]:
-    """Quadruplets ``c -> a <- b <- d`` on a main graph and a (sub-)graph for ``b, d``.
-
-    ``c -> a`` is a main edge, ``b -> a`` and ``d -> b`` are edges of the quadruplet
-    graph, with ``b != c``, ``d != a`` and ``d != c`` (the four atoms distinct).
-
-    Parameters
-    ----------
-    edge_index : long [2, E]
-        Main graph.
-    qint_edge_index : long [2, Eq]
-        Quadruplet graph (edges indexed separately).
-    num_atoms : int
-
-    Returns
-    -------
-    dict of long tensors
-        ``trip_out_out`` [To] (main edge c->a), ``trip_out_mid`` [To] (q-edge b->a):
-        the triplets c -> a <- b; ``trip_in_mid`` [Ti] (q-edge b->a), ``trip_in_in``
-        [Ti] (q-edge d->b): the triplets a <- b <- d; ``quad_out`` [Q] (main edge c->a,
-        sorted ascending), ``quad_trip_out`` [Q] and ``quad_trip_in`` [Q] (the two
-        triplets each quadruplet joins).
-    """
-    trip_out_out, trip_out_mid = triplets(edge_index, qint_edge_index, num_atoms)
-    # a <- b <- d: q-edge d->b whose centre b is the neighbour of q-edge b->a, d != a
-    trip_in_mid, trip_in_in = group_pairs(qint_edge_index[0], qint_edge_index[1], num_atoms)
-    keep = qint_edge_index[0, trip_in_in] != qint_edge_index[1, trip_in_mid]
-    trip_in_mid, trip_in_in = trip_in_mid[keep], trip_in_in[keep]
-    # join the two triplet lists on the shared q-edge b->a
-    quad_trip_out, quad_trip_in = group_pairs(trip_out_mid, trip_in_mid, qint_edge_index.shape[1])
-    c = edge_index[0, trip_out_out[quad_trip_out]]
-    d = qint_edge_index[0, trip_in_in[quad_trip_in]]
-    keep = c != d
-    quad_trip_out, quad_trip_in = quad_trip_out[keep], quad_trip_in[keep]
-    return {
-        "trip_out_out": trip_out_out,
-        "trip_out_mid": trip_out_mid,
-        "trip_in_mid": trip_in_mid,
-        "trip_in_in": trip_in_in,
-        "quad_out": trip_out_out[quad_trip_out],
-        "quad_trip_out": quad_trip_out,
-        "quad_trip_in": quad_trip_in,
-    }
-
-
-def quadruplet_triplets(
-    edge_index: torch.Tensor, qint_edge_index: torch.Tensor, num_atoms: int
-) -> dict[str, torch.Tensor]:
-    """The two triplet lists of the quadruplets ``c -> a <- b <- d``, without joining them.
-
-    The quadruplet sum is evaluated as a sum over ``d`` per quadruplet-graph edge
-    ``b -> a`` followed by a sum over the triplets ``c -> a <- b`` (see
-    :class:`QuadrupletInteraction`); the excluded term ``d == c`` is subtracted, so
-    only its index is needed.
-
-    Returns
-    -------
-    dict of long tensors
-        ``trip_out_out``, ``trip_out_mid`` [To] (main edge c->a sorted ascending, q-edge
-        b->a), ``trip_in_mid``, ``trip_in_in`` [Ti] (q-edge b->a, q-edge d->b, d != a),
-        ``self_term`` [To]: index into the ``trip_in`` lists of ``d == c`` for the
-        triplet (q-edge c->b exists), else -1.
-    """
-    trip_out_out, trip_out_mid = triplets(edge_index, qint_edge_index, num_atoms)
-    trip_in_mid, trip_in_in = group_pairs(qint_edge_index[0], qint_edge_index[1], num_atoms)
-    keep = qint_edge_index[0, trip_in_in] != qint_edge_index[1, trip_in_mid]
-    trip_in_mid, trip_in_in = trip_in_mid[keep], trip_in_in[keep]
-    key_in = trip_in_mid * num_atoms + qint_edge_index[0, trip_in_in]  # (b->a, d)
-    key_out = trip_out_mid * num_atoms + edge_index[0, trip_out_out]  # (b->a, c)
-    self_term = torch.full_like(key_out, -1)
-    if len(key_in) and len(key_out):
-        order = torch.argsort(key_in)
-        pos = torch.searchsorted(key_in[order], key_out).clamp(max=len(key_in) - 1)
-        found = key_in[order][pos] == key_out
-        self_term = torch.where(found, order[pos], self_term)
-    return {
-        "trip_out_out": trip_out_out,
-        "trip_out_mid": trip_out_mid,
-        "trip_in_mid": trip_in_mid,
-        "trip_in_in": trip_in_in,
-        "self_term": self_term,
-    }
-
-
-def azimuth_modes(
-    vectors: torch.Tensor, axis: torch.Tensor, frame: torch.Tensor, num: int, eps: float = 1e-9
-) -> torch.Tensor:
-    """Fourier modes ``rho^k (cos k alpha, sin k alpha)`` of vectors about an axis.
-
-    ``alpha`` is the azimuth of each vector about its unit ``axis`` in the reference
-    direction ``frame`` (unit, normal to the axis), ``rho = |p| / sqrt(|p|^2 + eps)``
-    with ``p`` the component normal to the axis (so the modes k >= 1 vanish smoothly for
-    vectors along the axis, where the azimuth is undefined). For two vectors with modes
-    ``z1, z2``: ``Re(z1^k conj(z2^k)) = rho1^k rho2^k cos(k phi)``, ``phi`` the unsigned
-    dihedral angle between them about the axis, whatever the reference direction.
-
-    Parameters
-    ----------
-    vectors, axis, frame : float [N, 3]
-    num : int
-        Modes k = 0 .. num-1.
-    eps : float
-        Angstrom^2.
-
-    Returns
-    -------
-    float [N, num, 2]
-        (real, imaginary) parts.
-    """
-    normal = torch.linalg.cross(axis, frame)
-    x = (vectors * frame).sum(-1)
-    y = (vectors * normal).sum(-1)
-    scale = torch.rsqrt(x.square() + y.square() + eps)
-    x, y = x * scale, y * scale
-    re, im = [torch.ones_like(x)], [torch.zeros_like(x)]
-    for _ in range(1, num):
-        re_k = re[-1] * x - im[-1] * y
-        im.append(re[-1] * y + im[-1] * x)
-        re.append(re_k)
-    return torch.stack([torch.stack(re, -1), torch.stack(im, -1)], -1)
-
-
-def reference_directions(axis: torch.Tensor) -> torch.Tensor:
-    """A unit vector normal to each unit ``axis`` [N, 3] -> [N, 3].
-
-    Built from the coordinate axis least aligned with ``axis`` (never degenerate); the
-    choice is arbitrary, and the dihedral modes built on it do not depend on it.
-    """
-    helper = torch.zeros_like(axis)
-    helper[torch.arange(len(axis), device=axis.device), axis.abs().argmin(dim=-1)] = 1.0
-    ref = helper - (helper * axis).sum(-1, keepdim=True) * axis
-    return ref / torch.linalg.vector_norm(ref, dim=-1, keepdim=True)
-
-
-# --- angular functions -------------------------------------------------------------------
-
-
-def legendre(x: torch.Tensor, num: int) -> torch.Tensor:
-    """Legendre polynomials ``P_0..P_{num-1}`` of ``x`` [N] -> [N, num] (Bonnet recursion)."""
-    out = [torch.ones_like(x), x]
-    for n in range(1, num - 1):
-        out.append(((2 * n + 1) * x * out[n] - n * out[n - 1]) / (n + 1))
-    return torch.stack(out[:num], dim=-1)
 
 
 def dihedral_sum(
@@ -418,16 +178,6 @@ class AngularBasisEmbedding(nn.Module):
         return out.view(-1, self.num_angular, self.size).transpose(1, 2)  # [G, size, L]
 
 
-def pad_groups(
-    values: torch.Tensor, group: torch.Tensor, rank: torch.Tensor, num_groups: int
-) -> torch.Tensor:
-    """Scatter per-element rows ``values`` [T, C] into a zero-padded ``[G, K, C]`` tensor."""
-    k = int(rank.max()) + 1 if len(rank) else 1
-    out = values.new_zeros(num_groups, k, values.shape[1])
-    out[group, rank] = values
-    return out
-
-
 def padded_bilinear_sum(
     x: torch.Tensor,
     ang_pad_t: torch.Tensor,
@@ -464,11 +214,6 @@ def padded_bilinear_sum(
 
 
 # --- interaction layers ----------------------------------------------------------------------
-
-
-def scatter_rows(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    """Sum rows of ``src`` [N, ...] into ``size`` bins of ``index`` [N]."""
-    return src.new_zeros((size, *src.shape[1:])).index_add_(0, index, src)
 
 
 def swap_add(x_ca: torch.Tensor, x_ac: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
