@@ -20,7 +20,8 @@ include: "workflow/rules/variants.smk"
 include: "workflow/rules/kappa.smk"
 include: "workflow/rules/frontier.smk"
 include: "workflow/rules/fit.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule main:
@@ -29,6 +30,7 @@ rule main:
         f"{RESULTS}/table1.csv",
         f"{RESULTS}/figures/fig1.pdf",
         f"{RESULTS}/kappa.csv",
+    localrule: True
 
 
 rule all:
@@ -36,3 +38,4 @@ rule all:
         f"{RESULTS}/report.md",
         f"{RESULTS}/kappa.csv",
         f"{RESULTS}/allocation.csv",
+    localrule: True

@@ -118,7 +118,7 @@ def test_partial_reruns_touch_only_affected_jobs(tmp_path):
     result = _snakemake("-n", "--configfile", "width.yaml", cwd=tmp_path)
     counts, jobs = _planned_jobs(result.stdout)
     trained = {w for rule, w in jobs if rule == "train"}
-    assert trained == {f"arch=mpnn, width=16, fraction={f}" for f in ("0.5", "0.75", "1")}
+    assert trained == {f"arch=mpnn, width=16, fraction={f}, seed=0" for f in ("0.5", "0.75", "1")}
     assert set(counts) == {"train", "kappa"} | aggregation
     assert "extract" not in counts
 
@@ -129,5 +129,5 @@ def test_partial_reruns_touch_only_affected_jobs(tmp_path):
     result = _snakemake("-n", "--configfile", "fraction.yaml", cwd=tmp_path)
     counts, jobs = _planned_jobs(result.stdout)
     trained = {w for rule, w in jobs if rule == "train"}
-    assert trained == {f"arch=mpnn, width={w}, fraction=0.8" for w in (4, 8, 12)}
+    assert trained == {f"arch=mpnn, width={w}, fraction=0.8, seed=0" for w in (4, 8, 12)}
     assert set(counts) == {"train"} | aggregation - {"kappa_table"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jsonschema
@@ -59,6 +60,13 @@ def _check_consistency(config: dict) -> None:
                 f"config key '{where}.shared_fraction_run': needs epochs 1 (a multi-pass run "
                 "over fraction 1.0 does not pass through a smaller fraction's final state)"
             )
+    for arch, section in config.get("archs", {}).items():
+        stray = sorted(set(section.get("seed_widths") or ()) - set(section.get("widths", ())))
+        if stray:
+            raise ConfigError(
+                f"config key 'archs.{arch}.seed_widths': {stray} not in the ladder "
+                f"{section.get('widths')}"
+            )
     if config.get("data", {}).get("source") in ("omol25", "extxyz") and not config["data"].get(
         "path"
     ):
@@ -91,6 +99,82 @@ def _check_variants(config: dict, schema: dict) -> None:
                 _raise_for(error, prefix=f"variants.{name.split('-')[0]}.{key}")
 
 
+# Train keys that say how a job runs, not what it computes: they reach the trainer through
+# Snakemake's threads/resources (contract 6), never through params, so that editing them
+# reruns nothing.
+RUNTIME_TRAIN_KEYS = ("threads", "device", "checkpoint_every_seconds")
+
+
+def result_train_settings(train: dict) -> dict:
+    """The train section without the keys that do not change a run's result.
+
+    Parameters
+    ----------
+    train : dict
+        A merged train section (``config['train']`` with an arch's or variant's overrides).
+
+    Returns
+    -------
+    dict
+        The same section without ``threads``, ``device`` and ``checkpoint_every_seconds``.
+    """
+    return {key: value for key, value in train.items() if key not in RUNTIME_TRAIN_KEYS}
+
+
+def seeds_at_width(seeds: list[int], seed_widths: list[int] | None, width: int) -> list[int]:
+    """The seeds trained at one width of a ladder.
+
+    Parameters
+    ----------
+    seeds : list of int
+        The family's seeds (``archs.<arch>.seeds``, else the study's ``seeds``).
+    seed_widths : list of int or None
+        Widths at which the seeds after the first are trained (a rung replicated alone);
+        None trains every seed at every width.
+    width : int
+        The rung.
+
+    Returns
+    -------
+    list of int
+        ``seeds[0]`` always, the others when ``width`` is in ``seed_widths`` (or it is None).
+
+    Examples
+    --------
+    >>> seeds_at_width([0, 1, 2], [8, 64], 16), seeds_at_width([0, 1, 2], [8, 64], 64)
+    ([0], [0, 1, 2])
+    """
+    if seed_widths is None or int(width) in {int(w) for w in seed_widths}:
+        return [int(seed) for seed in seeds]
+    return [int(seeds[0])]
+
+
+def arch_seeds(config: dict, arch: str) -> tuple[list[int], list[int] | None]:
+    """(seeds, seed_widths) of a base family: its own keys, else the study's ``seeds``."""
+    section = config["archs"][arch]
+    return list(section.get("seeds") or config.get("seeds") or [0]), section.get("seed_widths")
+
+
+def resolve_data_path(study_path: str | None, variant_path: str | None) -> str | None:
+    """A variant's data path: absolute as given, relative to the study's ``data.path``.
+
+    One ``data.path`` then reaches every extraction: config/paper.yaml's diverse split
+    is ``../train_4M``, the OMol25 folder beside the neutral subset.
+
+    Examples
+    --------
+    >>> resolve_data_path("/data/omol25/neutral", "../train_4M")
+    '/data/omol25/train_4M'
+    >>> resolve_data_path("/data/omol25/neutral", "/elsewhere/4M")
+    '/elsewhere/4M'
+    """
+    if variant_path is None:
+        return study_path
+    if Path(variant_path).is_absolute() or study_path is None:
+        return variant_path
+    return os.path.normpath(os.path.join(study_path, variant_path))
+
+
 def merge_config(base: dict, override: dict) -> dict:
     """Recursive dict merge: ``override`` wins, nested dicts merge."""
     merged = dict(base)
@@ -111,23 +195,25 @@ def expand_variants(config: dict) -> dict[str, dict]:
 
     A ``variants.<name>`` entry names an ``arch`` and overrides the ``archs.<arch>``
     section (``arch_settings``, merged recursively, so ``hparams`` merge too), the
-    ``train`` and ``data`` sections, the ``widths`` and the ``fractions``. A ``sweep``
-    (a list of ``arch_settings`` overrides, each with an optional ``width``) expands
-    into one variant per entry, named ``<name>-<key><value>...``.
+    ``train`` and ``data`` sections, the ``widths``, the ``fractions`` and the
+    ``seeds``. A ``sweep`` (a list of ``arch_settings`` overrides, each with an optional
+    ``width``) expands into one variant per entry, named ``<name>-<key><value>...``.
 
     Returns
     -------
     dict
         {variant name: {"arch", "widths", "fractions", "arch_settings", "train",
-        "data", "own_data"}}; ``own_data`` is True when the variant changes the data
-        section, so that it gets its own extraction.
+        "data", "own_data", "seeds", "seed_widths"}}; ``own_data`` is True when the
+        variant changes the data section, so that it gets its own extraction; a relative
+        ``data.path`` is resolved against the study's (``resolve_data_path``); ``seeds``
+        and ``seed_widths`` default to the arch's, then to the study's ``seeds``.
     """
     variants = {}
     for name, spec in (config.get("variants") or {}).items():
         arch = spec["arch"]
         base_arch = config["archs"].get(arch, {})
         settings = merge_config(base_arch, spec.get("arch_settings", {}))
-        for key in ("widths", "fractions", "train", "paper_n_params"):
+        for key in ("widths", "fractions", "train", "paper_n_params", "seeds", "seed_widths"):
             settings.pop(key, None)
         missing = [k for k in ("base_width", "lr", "batch_size") if k not in settings]
         if missing:
@@ -144,8 +230,17 @@ def expand_variants(config: dict) -> dict[str, dict]:
             "train": merge_config(
                 merge_config(config["train"], base_arch.get("train", {})), spec.get("train", {})
             ),
-            "data": merge_config(config["data"], spec.get("data", {})),
+            "data": {
+                **merge_config(config["data"], spec.get("data", {})),
+                "path": resolve_data_path(
+                    config["data"].get("path"), spec.get("data", {}).get("path")
+                ),
+            },
             "own_data": bool(spec.get("data")),
+            "seeds": list(
+                spec.get("seeds") or base_arch.get("seeds") or config.get("seeds") or [0]
+            ),
+            "seed_widths": spec.get("seed_widths", base_arch.get("seed_widths")),
         }
         for entry in spec.get("sweep") or [{}]:
             entry = dict(entry)

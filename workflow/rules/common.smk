@@ -8,7 +8,14 @@ sys.path.insert(
     0, str(Path(workflow.basedir) / "src")
 )  # a checkout without pip install -e
 
-from pipeline.config import check_config, expand_variants, merge_config  # noqa: E402
+from pipeline.config import (  # noqa: E402
+    arch_seeds,
+    check_config,
+    expand_variants,
+    merge_config,
+    result_train_settings,
+    seeds_at_width,
+)
 
 # glibc's malloc returning memory to the OS after every step made CPU step times erratic
 # and up to 1.7x slower (measured for eSEN); jobs inherit these unless the user sets them.
@@ -22,6 +29,7 @@ validate(config, SCHEMA)  # fills the schema's defaults
 RESULTS = config["results"]
 ARCHS = list(config["archs"])
 VARIANTS = expand_variants(config)
+SLURM = config["slurm"]
 
 
 def fraction_label(fraction):
@@ -36,62 +44,160 @@ wildcard_constraints:
     arch="|".join(sorted(set(ARCHS) | {v["arch"] for v in VARIANTS.values()})),
     width=r"\d+",
     fraction=r"[01](\.\d+)?",
+    seed=r"\d+",
     variant="|".join(VARIANTS) or "no_variant",
 
 
-def arch_params(wildcards):
-    """The arch's model and optimizer settings: not its ladder, fractions or resources,
-    so that a new width or fraction reruns only its own jobs."""
-    section = config["archs"][wildcards.arch]
-    return {key: section[key] for key in ("base_width", "lr", "batch_size", "hparams")}
+# --- settings of a training job: params carry what changes its result, nothing else ---
+
+# archs.<arch> keys that change a run's result; not its ladder, fractions, seeds or
+# resources, so that a new width, fraction or seed reruns only its own jobs.
+ARCH_RESULT_KEYS = ("base_width", "lr", "batch_size", "hparams", "model")
 
 
-def arch_train(arch):
+def get_arch_result_settings(arch):
+    """The arch's model and optimizer settings (a training job's params.arch)."""
+    section = config["archs"][arch]
+    return {key: section[key] for key in ARCH_RESULT_KEYS if key in section}
+
+
+def get_arch_train(arch):
     """The train section with the arch's own overrides (e.g. fewer passes for a slow family)."""
     return merge_config(config["train"], config["archs"][arch].get("train", {}))
 
 
-def arch_fractions(arch):
+def get_arch_fractions(arch):
     return [
         fraction_label(r)
         for r in config["archs"][arch].get("fractions") or config["fractions"]
     ]
 
 
-SHARED_ARCHS = [arch for arch in ARCHS if arch_train(arch)["shared_fraction_run"]]
+SHARED_ARCHS = [arch for arch in ARCHS if get_arch_train(arch)["shared_fraction_run"]]
 SINGLE_ARCHS = [arch for arch in ARCHS if arch not in SHARED_ARCHS]
 
 
-def arch_resource(key):
-    return lambda wildcards: config["archs"][wildcards.arch]["resources"][key]
+def get_variant_result_settings(variant):
+    """A variant's arch settings without its resources (a training job's params.arch)."""
+    settings = VARIANTS[variant]["arch_settings"]
+    return {key: value for key, value in settings.items() if key != "resources"}
 
 
-def run_dirs(arch):
+# --- resources: how a job runs (never a rerun trigger) ---------------------------------
+
+
+def get_slurm_account():
+    return {"slurm_account": SLURM["account"]} if SLURM.get("account") else {}
+
+
+def get_train_resources(resources, train):
+    """Resources of every training job (train, train_shared_<arch>, train_variant).
+
+    ``resources`` is ``archs.<arch>.resources`` (runtime in minutes, mem_mb in MB), or a
+    function of the wildcards returning it; ``train`` the merged train section (or such
+    a function), whose device and checkpoint interval reach the trainer from here
+    (contract 6). The SLURM keys come from config 'slurm', the same for every training
+    job, so one override there reaches them all.
+    """
+
+    def of(value, key, default, kind=lambda v: v):
+        if callable(value):
+            return lambda wildcards: kind(value(wildcards).get(key, default))
+        return kind(value.get(key, default))
+
+    def whole_seconds(seconds):  # a resource is an int or a string
+        return max(1, round(float(seconds)))
+
+    return {
+        **get_slurm_account(),
+        "slurm_partition": SLURM["partition"],
+        "gres": SLURM["gres"],
+        "cpus_per_task": SLURM["cpus_per_task"],
+        "slurm_extra": SLURM["extra"],
+        "runtime": of(resources, "runtime", 60),
+        "mem_mb": of(resources, "mem_mb", 8000),
+        "device": of(train, "device", "auto"),
+        "checkpoint_every_seconds": of(
+            train, "checkpoint_every_seconds", 600, whole_seconds
+        ),
+    }
+
+
+def get_cpu_job_resources():
+    """Resources of the heavy CPU stages (extraction, kappa) under --profile slurm."""
+    cpu = SLURM["cpu_jobs"]
+    partition = {"slurm_partition": cpu["partition"]} if cpu.get("partition") else {}
+    return {
+        **get_slurm_account(),
+        **partition,
+        "cpus_per_task": cpu["cpus_per_task"],
+        "mem_mb": cpu["mem_mb"],
+        "runtime": cpu["runtime"],
+    }
+
+
+CPU_JOBS_LOCAL = not SLURM["cpu_jobs"]["on_slurm"]
+CPU_JOB_THREADS = SLURM["cpu_jobs"]["cpus_per_task"]
+
+
+def get_result_config():
+    """The config without what does not change results (report.md's params): no SLURM
+    section, no resources, no train threads/device/checkpoint interval."""
+    kept = {key: value for key, value in config.items() if key != "slurm"}
+    kept["train"] = result_train_settings(config["train"])
+    kept["archs"] = {
+        arch: {
+            **{key: value for key, value in section.items() if key != "resources"},
+            "train": result_train_settings(section.get("train", {})),
+        }
+        for arch, section in config["archs"].items()
+    }
+    return kept
+
+
+# --- run folders -----------------------------------------------------------------------
+
+
+def get_run_dirs(arch):
+    """Base run folders of an arch: {results}/runs/{arch}/{width}/{fraction}/seed{seed}."""
+    seeds, seed_widths = arch_seeds(config, arch)
     return [
-        f"{RESULTS}/runs/{arch}/{width}/{fraction}"
+        f"{RESULTS}/runs/{arch}/{width}/{fraction}/seed{seed}"
         for width in config["archs"][arch]["widths"]
-        for fraction in arch_fractions(arch)
+        for seed in seeds_at_width(seeds, seed_widths, width)
+        for fraction in get_arch_fractions(arch)
     ]
 
 
-def arch_curves(wildcards):
-    return base_runs([wildcards.arch], ("curve.csv",))
+def get_base_run_files(archs, files=("curve.csv", "meta.json")):
+    """Curve and meta files of every base run of the named archs (a figure's input)."""
+    return [
+        f"{run}/{name}"
+        for arch in archs
+        for run in get_run_dirs(arch)
+        for name in files
+    ]
 
 
-def arch_metas(wildcards):
-    return base_runs([wildcards.arch], ("meta.json",))
+def get_arch_curves(wildcards):
+    return get_base_run_files([wildcards.arch], ("curve.csv",))
 
 
-def variant_run_dirs(variant):
+def get_arch_metas(wildcards):
+    return get_base_run_files([wildcards.arch], ("meta.json",))
+
+
+def get_variant_run_dirs(variant):
     spec = VARIANTS[variant]
     return [
-        f"{RESULTS}/variants/{variant}/{spec['arch']}/{width}/{fraction_label(fraction)}"
+        f"{RESULTS}/variants/{variant}/{spec['arch']}/{width}/{fraction_label(fraction)}/seed{seed}"
         for width in spec["widths"]
+        for seed in seeds_at_width(spec["seeds"], spec["seed_widths"], width)
         for fraction in spec["fractions"]
     ]
 
 
-def variant_data(wildcards):
+def get_variant_data(wildcards):
     """The variant's own extraction when it changes the data section, else the study's."""
     folder = (
         f"{RESULTS}/variants/{wildcards.variant}/data"
@@ -104,13 +210,7 @@ def variant_data(wildcards):
     }
 
 
-def variant_resource(key):
-    return lambda wildcards: VARIANTS[wildcards.variant]["arch_settings"][
-        "resources"
-    ].get(key, 60 if key == "runtime" else 8000)
-
-
-def runs_of(variants, files=("curve.csv", "meta.json")):
+def get_variant_run_files(variants, files=("curve.csv", "meta.json")):
     """Curve and meta files of every run of the named variants (a figure's input)."""
     for variant in variants:
         if variant not in VARIANTS:
@@ -121,21 +221,28 @@ def runs_of(variants, files=("curve.csv", "meta.json")):
     return [
         f"{run}/{name}"
         for v in variants
-        for run in variant_run_dirs(v)
+        for run in get_variant_run_dirs(v)
         for name in files
     ]
 
 
-def variants_named(prefix):
+def get_variants_named(prefix):
     names = [v for v in VARIANTS if v.startswith(prefix)]
     if not names:
         raise ValueError(f"this target needs a variant {prefix!r} in config 'variants'")
     return names
 
 
-def base_runs(archs, files=("curve.csv", "meta.json")):
+def get_group_average_files(wildcards):
+    """Figure 13's inputs: the first seed's model of every width at the largest fraction."""
+    arch = config["group_average"]["arch"]
+    if arch not in config["archs"]:
+        return []
+    fraction = max(get_arch_fractions(arch), key=float)
+    seed = arch_seeds(config, arch)[0][0]
     return [
-        f"{run}/{name}" for arch in archs for run in run_dirs(arch) for name in files
+        f"{RESULTS}/group_average/{arch}/{width}/{fraction}/seed{seed}.csv"
+        for width in config["archs"][arch]["widths"]
     ]
 
 
@@ -149,5 +256,5 @@ KAPPAS = expand(f"{RESULTS}/kappa/{{arch}}.csv", arch=ARCHS)
 KAPPA_POINTS = expand(f"{RESULTS}/kappa/{{arch}}_points.csv", arch=ARCHS)
 
 
-def kappas_of(*archs):
+def get_kappa_files(*archs):
     return [f"{RESULTS}/kappa/{arch}.csv" for arch in archs]

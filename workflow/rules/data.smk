@@ -1,3 +1,8 @@
+# Extraction reads every shard of the source: under --profile slurm a SLURM job on the
+# CPU partition of config 'slurm.cpu_jobs' (on_slurm: false runs it where Snakemake runs),
+# with as many reader processes as the job's CPUs.
+
+
 rule extract:
     output:
         train=f"{RESULTS}/data/train.h5",
@@ -6,9 +11,12 @@ rule extract:
         summary=f"{RESULTS}/data/summary.json",
     log:
         f"{RESULTS}/logs/extract.log",
+    localrule: CPU_JOBS_LOCAL
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: CPU_JOB_THREADS
+    resources:
+        **get_cpu_job_resources(),
     params:
         data=config["data"],
     script:
@@ -22,6 +30,7 @@ rule demo_data:
         f"{RESULTS}/demo/demo_gfn2xtb.h5",
     log:
         f"{RESULTS}/logs/demo_data.log",
+    localrule: True
     conda:
         "../../environment.yml"
     threads: 2

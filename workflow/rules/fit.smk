@@ -1,7 +1,7 @@
 rule fit:
     input:
-        curves=arch_curves,
-        metas=arch_metas,
+        curves=get_arch_curves,
+        metas=get_arch_metas,
         kappa=f"{RESULTS}/kappa/{{arch}}.csv",
         flops=rules.frontier.output.flops,
         hours=rules.frontier.output.hours,
@@ -9,6 +9,7 @@ rule fit:
         f"{RESULTS}/fits/{{arch}}.json",
     log:
         f"{RESULTS}/logs/fit/{{arch}}.log",
+    localrule: True
     conda:
         "../../environment.yml"
     threads: 2

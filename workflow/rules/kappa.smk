@@ -1,3 +1,7 @@
+# Forward passes of every rung of the ladder: like extraction, a SLURM job on the CPU
+# partition under --profile slurm (config 'slurm.cpu_jobs').
+
+
 rule kappa:
     input:
         val=rules.extract.output.val,
@@ -6,10 +10,19 @@ rule kappa:
         points=f"{RESULTS}/kappa/{{arch}}_points.csv",
     log:
         f"{RESULTS}/logs/kappa/{{arch}}.log",
+    localrule: CPU_JOBS_LOCAL
     conda:
         "../../environment.yml"
+    threads: CPU_JOB_THREADS
+    resources:
+        **get_cpu_job_resources(),
     params:
-        arch=lambda wildcards: config["archs"][wildcards.arch],
+        # only what changes the measured FLOPs: the ladder and the model's keywords
+        arch=lambda wildcards: {
+            key: value
+            for key, value in config["archs"][wildcards.arch].items()
+            if key in ("widths", "hparams", "model")
+        },
         kappa=config["kappa"],
     script:
         "../scripts/kappa.py"
@@ -22,6 +35,7 @@ rule kappa_table:
         f"{RESULTS}/kappa.csv",
     log:
         f"{RESULTS}/logs/kappa_table.log",
+    localrule: True
     conda:
         "../../environment.yml"
     script:

@@ -6,9 +6,12 @@ rule extract_variant:
         summary=f"{RESULTS}/variants/{{variant}}/data/summary.json",
     log:
         f"{RESULTS}/logs/extract_variant/{{variant}}.log",
+    localrule: CPU_JOBS_LOCAL
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: CPU_JOB_THREADS
+    resources:
+        **get_cpu_job_resources(),
     params:
         data=lambda wildcards: VARIANTS[wildcards.variant]["data"],
     script:
@@ -17,28 +20,30 @@ rule extract_variant:
 
 rule train_variant:
     input:
-        unpack(variant_data),
+        unpack(get_variant_data),
     output:
-        curve=f"{RESULTS}/variants/{{variant}}/{{arch}}/{{width}}/{{fraction}}/curve.csv",
-        meta=f"{RESULTS}/variants/{{variant}}/{{arch}}/{{width}}/{{fraction}}/meta.json",
-        model=f"{RESULTS}/variants/{{variant}}/{{arch}}/{{width}}/{{fraction}}/model.pt",
+        curve=f"{RESULTS}/variants/{{variant}}/{{arch}}/{{width}}/{{fraction}}/seed{{seed}}/curve.csv",
+        meta=f"{RESULTS}/variants/{{variant}}/{{arch}}/{{width}}/{{fraction}}/seed{{seed}}/meta.json",
+        model=f"{RESULTS}/variants/{{variant}}/{{arch}}/{{width}}/{{fraction}}/seed{{seed}}/model.pt",
     log:
-        f"{RESULTS}/logs/train_variant/{{variant}}/{{arch}}/{{width}}/{{fraction}}.log",
+        f"{RESULTS}/logs/train_variant/{{variant}}/{{arch}}/{{width}}/{{fraction}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train_variant/{{variant}}/{{arch}}/{{width}}/{{fraction}}.tsv"
+        f"{RESULTS}/benchmarks/train_variant/{{variant}}/{{arch}}/{{width}}/{{fraction}}/seed{{seed}}.tsv"
     conda:
         "../../environment.yml"
-    threads: config["train"]["threads"]
+    threads: lambda wildcards: VARIANTS[wildcards.variant]["train"]["threads"]
     resources:
-        slurm_partition=config["slurm"]["partition"],
-        gres="gpu:1",
-        cpus_per_task=config["slurm"]["cpus_per_task"],
-        runtime=variant_resource("runtime"),
-        mem_mb=variant_resource("mem_mb"),
-        slurm_extra=config["slurm"]["extra"],
+        **get_train_resources(
+            lambda wildcards: VARIANTS[wildcards.variant]["arch_settings"].get(
+                "resources", {}
+            ),
+            lambda wildcards: VARIANTS[wildcards.variant]["train"],
+        ),
     params:
-        arch=lambda wildcards: VARIANTS[wildcards.variant]["arch_settings"],
-        train=lambda wildcards: VARIANTS[wildcards.variant]["train"],
+        arch=lambda wildcards: get_variant_result_settings(wildcards.variant),
+        train=lambda wildcards: result_train_settings(
+            VARIANTS[wildcards.variant]["train"]
+        ),
         variant=lambda wildcards: wildcards.variant,
     script:
         "../scripts/train.py"
