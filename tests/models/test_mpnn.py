@@ -1,4 +1,7 @@
-"""Unconstrained MPNN: shapes, the symmetries it has and the one it lacks, robustness, training."""
+"""Unconstrained MPNN: shapes, eq. 9's message, robustness, training.
+
+The symmetries it has and lacks are tested in test_symmetry.py.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,8 @@ import pytest
 import torch
 
 from pipeline.models import build, num_params
-from pipeline.models.blocks import random_rotation
 from pipeline.models.mpnn import MPNN
 from tests.models.conftest import (
-    SYMMETRY_RTOL,
     assert_finite_with_grads,
     demo_molecules,
     rel_err,
@@ -20,7 +21,7 @@ from tests.models.conftest import (
 
 
 def _small(**kw) -> MPNN:
-    return MPNN(**({"width": 16, "num_layers": 3, "num_radial": 12} | kw)).double()
+    return MPNN(**({"width": 16, "num_layers": 3} | kw)).double()
 
 
 def test_shapes_and_registry(molecules):
@@ -32,47 +33,46 @@ def test_shapes_and_registry(molecules):
     assert MPNN.properties == dict(characteristic="unconstrained", tensor_order="-", body_order=2)
 
 
-@pytest.mark.parametrize("radial", ["gaussian", "raw"])
+@pytest.mark.parametrize("message_input", ["paper", "radial_basis"])
 @pytest.mark.parametrize("width", [16, 17])
-def test_param_count_formula(radial, width):
-    model = MPNN(width=width, num_layers=3, num_radial=12, num_elements=20, radial=radial)
-    formula = MPNN.param_count_formula(
-        width, num_layers=3, num_elements=20, radial=radial, num_radial=12
-    )
-    assert num_params(model) == formula
+def test_param_count_formula(message_input, width):
+    kw = dict(num_layers=3, num_elements=20, message_input=message_input)
+    kw |= {"num_radial": 12} if message_input == "radial_basis" else {}
+    assert num_params(MPNN(width=width, **kw)) == MPNN.param_count_formula(width, **kw)
 
 
-def test_translation_invariant_and_permutation_equivariant(molecules):
+def test_paper_message_is_one_mlp_on_h_u_h_v_r_uv_and_its_length():
+    """Eq. 9: every layer's phi_m reads [h_u, h_v, r_uv, |r_uv|] (2w + 4 inputs) -> w."""
+    model = MPNN(width=16, num_layers=3).double()
+    assert [lin.in_features for lin in model.message_lins] == [2 * 16 + 4] * 3
+    assert [lin.out_features for lin in model.message_lins] == [16] * 3
+    assert MPNN.param_count_formula(128) == 12 * 128**2 + 151 * 128 + 4
+
+
+@torch.no_grad()
+def test_every_layer_reads_the_geometry(molecules):
+    """Zeroing the r_uv or the |r_uv| columns of any single layer's phi_m changes the output:
+    direction and distance enter every message, not one shared embedding."""
+    torch.manual_seed(0)
     model = _small()
     energy, forces = molecules.run(model)
-    shift = torch.tensor([3.7, -12.0, 0.4], dtype=torch.float64)
-    e_t, f_t = molecules.run(model, molecules.pos + shift)
-    assert rel_err(e_t, energy) < SYMMETRY_RTOL
-    assert rel_err(f_t, forces) < SYMMETRY_RTOL
-
-    gen = torch.Generator().manual_seed(1)
-    # permute atoms within each molecule, keeping molecules contiguous
-    perm = torch.cat(
-        [
-            torch.nonzero(molecules.batch == m).squeeze(1)[
-                torch.randperm(int((molecules.batch == m).sum()), generator=gen)
-            ]
-            for m in range(molecules.num_molecules)
-        ]
-    )
-    e_p, f_p = molecules.permuted(perm).run(model)
-    assert rel_err(e_p, energy) < SYMMETRY_RTOL
-    assert rel_err(f_p, forces[perm]) < SYMMETRY_RTOL
+    w = model.width
+    for lin in model.message_lins:
+        for columns in (slice(2 * w, 2 * w + 3), slice(2 * w + 3, 2 * w + 4)):
+            saved = lin.weight[:, columns].clone()
+            lin.weight[:, columns] = 0.0
+            e_z, f_z = molecules.run(model)
+            lin.weight[:, columns] = saved
+            assert rel_err(e_z, energy) > 1e-6 and rel_err(f_z, forces) > 1e-6
 
 
-def test_not_rotation_invariant(molecules):
-    """Raw r_uv components are inputs: a rotation changes energies and forces visibly."""
-    model = _small()
-    energy, forces = molecules.run(model)
-    rot = random_rotation(torch.Generator().manual_seed(2))
-    e_r, f_r = molecules.run(model, molecules.pos @ rot.T)
-    assert rel_err(e_r, energy) > 1e-4
-    assert rel_err(f_r, forces @ rot.T) > 1e-4  # forces not equivariant either
+def test_radial_basis_option_feeds_gaussians_of_the_distance():
+    model = MPNN(width=8, num_layers=2, message_input="radial_basis", num_radial=10)
+    assert [lin.in_features for lin in model.message_lins] == [2 * 8 + 3 + 10] * 2
+    with pytest.raises(ValueError, match="message_input"):
+        MPNN(width=8, message_input="gaussian")
+    with pytest.raises(ValueError, match="num_radial"):
+        MPNN(width=8, num_radial=10)  # the paper's message has no radial basis
 
 
 def test_energy_continuous_at_cutoff():
@@ -118,7 +118,7 @@ def test_mixed_batch_matches_separate_molecules(edge_cases):
 def test_loss_goes_down_on_demo_data():
     """30 full-batch Adam steps on 24 embedded GFN2-xTB molecules lower the eq. (1) loss."""
     torch.manual_seed(0)
-    model = MPNN(width=32, num_layers=3, num_radial=16, radial_start=0.5)
+    model = MPNN(width=32, num_layers=3)
     mols, target_e, target_f = demo_molecules(24)
     losses = train_losses(model, mols, steps=30, lr=1e-2, targets=(target_e, target_f))
     assert all(map(math.isfinite, losses))

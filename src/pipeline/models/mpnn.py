@@ -1,9 +1,9 @@
 """Unconstrained message passing network (paper appendix C.1, eq. 8-9).
 
 Geometry enters as the raw relative vector ``r_uv = x_u - x_v`` and its length,
-without symmetry constraints (Duval et al., 2023). The model is therefore
-translation invariant and permutation equivariant, but neither rotation
-invariant nor equivariant.
+without symmetry constraints (Duval et al., 2023), inside every layer's message
+function. The model is therefore translation invariant and permutation
+equivariant, but neither rotation invariant nor equivariant.
 """
 
 from __future__ import annotations
@@ -26,30 +26,52 @@ from pipeline.models.blocks import (
 
 logger = logging.getLogger(__name__)
 
+MESSAGE_INPUTS = ("paper", "radial_basis")
+
 
 class MPNN(nn.Module):
     """Unconstrained MPNN with mean aggregation and a direct force head.
 
     Structure (``w`` = ``width``, ``L`` = ``num_layers``)::
 
-        h_v^0   = Embed(z_v)                                            [A, w]
-        e_uv    = SiLU([Lin(3 -> w//2)(r_uv) | Lin(R -> w - w//2)(rho(|r_uv|))])  [E, w]
-        m_uv^t  = SiLU(Lin_t(2w -> w)([h_u^t | h_v^t])) * e_uv            (eq. 9)
-        h_v^t+1 = h_v^t + sum_u u(|r_uv|) m_uv^t / max(sum_u u(|r_uv|), 1)  (eq. 8)
+        h_v^0   = Embed(z_v)                                                 [A, w]
+        g_uv    = [r_uv | rho(|r_uv|)]                                       [E, 3 + R]
+        m_uv^t  = phi_m^t(h_u^t, h_v^t, r_uv, |r_uv|)
+                = SiLU(W_t [h_u^t | h_v^t | g_uv] + b_t),  W_t: R^{2w+3+R} -> R^w  (eq. 9)
+        h_v^t+1 = h_v^t + sum_u u(|r_uv|) m_uv^t / max(sum_u u(|r_uv|), 1)   (eq. 8)
         E_mol   = sum_v MLP(w -> w -> 1)(h_v^L)
         F_v     = MLP(w -> w -> 3)(h_v^L)
 
-    so the message is a function of ``(h_u, h_v, r_uv, |r_uv|)`` as in eq. (9),
-    with the geometry embedded once and shared by all layers; ``rho`` is the
-    radial featurisation (a Gaussian basis, or ``|r_uv|`` itself) and ``u`` the
-    polynomial cutoff envelope. Differences from eq. (8), stated: a residual
-    connection ``h + mean(m)`` (a plain replacement loses the atom's own state,
-    and an atom without neighbours would be zeroed) and an envelope-weighted mean
-    whose weights vanish at the cutoff, so that energies and forces are
-    continuous when an atom crosses it (a hard neighbour count would jump). No
-    normalisation layers. The split of the edge embedding into ``w//2`` direction
-    and ``w - w//2`` radial channels reproduces the odd-width offset of Table 3
-    (see :meth:`param_count_formula`).
+    With ``message_input="paper"`` (the paper's form) ``rho(d) = d`` (R = 1), so
+    every layer's ``phi_m`` maps the concatenation ``[h_u, h_v, r_uv, |r_uv|]`` of
+    2w + 4 numbers (Angstrom for the geometry) to w, as appendix C.1 writes it:
+    direction and distance enter each message together with both atom states.
+    ``message_input="radial_basis"`` replaces ``|r_uv|`` by R Gaussians of it
+    (a richer radial input for small CPU-scale models; not the paper's form).
+    ``u`` is the polynomial cutoff envelope.
+
+    ``phi_m`` is one linear layer and a SiLU (the smallest MLP): Table 3's counts,
+    ``12 w^2 + ...`` for L = 5, leave room for exactly ``2 w^2`` per layer next to
+    the two ``w -> w`` heads, which excludes a hidden layer of width w
+    (``3 w^2`` per layer, ``17 w^2`` in all).
+
+    Differences from eq. (8), stated: a residual connection ``h + mean(m)`` (a
+    plain replacement loses the atom's own state, and an atom without neighbours
+    would be zeroed) and an envelope-weighted mean whose weights vanish at the
+    cutoff, so that energies and forces are continuous when an atom crosses it (a
+    hard neighbour count would jump). No normalisation layers.
+
+    Parameter count (:meth:`param_count_formula`), ``Z = num_elements``::
+
+        N = (2L + 2) w^2 + (Z + L (4 + R) + 6) w + 4
+
+    For the paper's form (R = 1), L = 5, Z = 120: ``12 w^2 + 151 w + 4``. Table 3
+    prints ``12 w^2 + 201.5 w + 4`` (+66.5 for odd w): the quadratic and constant
+    terms agree, and we count ``50.5 w`` (+66.5 for odd w) fewer parameters,
+    2.9 % at w = 128 falling to 0.16 % at w = 2557 (docs/ladders.yaml, per rung).
+    The half-integer terms show that the paper's code split some width-w layer
+    into halves, which eq. (9) does not describe; we do not pad the model with
+    unused parameters to match (N counts what is trained).
 
     Symmetry: translation invariant (only ``r_uv`` is used), permutation
     equivariant, not rotation invariant (raw ``r_uv`` components are inputs).
@@ -68,14 +90,16 @@ class MPNN(nn.Module):
     num_elements : int
         Size of the atomic-number embedding table; atomic numbers must be below it.
         Default 120 (every element, Z < 120).
-    radial : {"gaussian", "raw"}
-        Radial featurisation ``rho``: ``num_radial`` Gaussians of ``|r_uv|`` on
-        ``[radial_start, cutoff]`` Angstrom, or ``|r_uv|`` itself (R = 1).
-    num_radial : int
-        Number of Gaussians R (ignored for ``radial="raw"``). Default 136, the
-        value that with ``num_elements=120`` reproduces Table 3 exactly.
-    radial_start : float
-        First Gaussian centre in Angstrom. Default 0.0.
+    message_input : {"paper", "radial_basis"}
+        Geometry fed to every message: ``[r_uv, |r_uv|]`` (eq. 9, 4 numbers with
+        the atom states' 2w) or ``[r_uv, rho(|r_uv|)]`` with ``num_radial``
+        Gaussians ``rho``. Default "paper".
+    num_radial : int, optional
+        Number of Gaussians R for ``message_input="radial_basis"``, default 48;
+        an error with "paper" (which has no basis).
+    radial_start : float, optional
+        First Gaussian centre in Angstrom for ``radial_basis``, default 0.0; an
+        error with "paper".
     envelope_exponent : int
         Exponent p of the polynomial cutoff envelope. Default 5.
     translation_invariant : bool
@@ -85,6 +109,10 @@ class MPNN(nn.Module):
     """
 
     properties = dict(characteristic="unconstrained", tensor_order="-", body_order=2)
+    # exact invariances of the energy / equivariances of the forces (contract 5);
+    # the absolute-position ablation drops "translation" on its instances
+    symmetries: frozenset[str] = frozenset({"translation", "permutation"})
+    forces: str = "direct"
 
     def __init__(
         self,
@@ -93,38 +121,50 @@ class MPNN(nn.Module):
         cutoff: float = 6.0,
         max_neighbors: int = 30,
         num_elements: int = 120,
-        radial: Literal["gaussian", "raw"] = "gaussian",
-        num_radial: int = 136,
-        radial_start: float = 0.0,
+        message_input: Literal["paper", "radial_basis"] = "paper",
+        num_radial: int | None = None,
+        radial_start: float | None = None,
         envelope_exponent: int = 5,
         translation_invariant: bool = True,
     ):
         super().__init__()
-        if width < 2:
-            raise ValueError(f"MPNN: width must be >= 2, got {width}")
+        if width < 1:
+            raise ValueError(f"MPNN: width must be >= 1, got {width}")
         if num_layers < 1:
             raise ValueError(f"MPNN: num_layers must be >= 1, got {num_layers}")
-        if radial not in ("gaussian", "raw"):
-            raise ValueError(f"MPNN: radial must be 'gaussian' or 'raw', got {radial!r}")
+        if message_input not in MESSAGE_INPUTS:
+            raise ValueError(
+                f"MPNN: message_input must be one of {MESSAGE_INPUTS}, got {message_input!r}"
+            )
+        if message_input == "paper" and (num_radial is not None or radial_start is not None):
+            raise ValueError(
+                "MPNN: num_radial and radial_start set the Gaussians of "
+                "message_input='radial_basis'; the paper's message has none "
+                f"(got num_radial={num_radial}, radial_start={radial_start})"
+            )
         self.width = width
         self.num_layers = num_layers
         self.cutoff = float(cutoff)
         self.max_neighbors = int(max_neighbors)
         self.num_elements = num_elements
-        self.radial = radial
+        self.message_input = message_input
         self.translation_invariant = bool(translation_invariant)
+        if not self.translation_invariant:
+            self.symmetries = frozenset({"permutation"})
 
         self.embedding = nn.Embedding(num_elements, width)
-        if radial == "gaussian":
-            self.radial_basis: nn.Module = GaussianBasis(num_radial, radial_start, cutoff)
-            n_rad = num_radial
+        if message_input == "radial_basis":
+            n_rad = 48 if num_radial is None else num_radial
+            start = 0.0 if radial_start is None else radial_start
+            self.radial_basis: nn.Module | None = GaussianBasis(n_rad, start, cutoff)
         else:
-            self.radial_basis = nn.Identity()
+            self.radial_basis = None
             n_rad = 1
-        self.direction_lin = nn.Linear(3, width // 2)
-        self.radial_lin = nn.Linear(n_rad, width - width // 2)
+        self.geometry_dim = 3 + n_rad
         self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
-        self.message_lins = nn.ModuleList(nn.Linear(2 * width, width) for _ in range(num_layers))
+        self.message_lins = nn.ModuleList(
+            nn.Linear(2 * width + self.geometry_dim, width) for _ in range(num_layers)
+        )
         self.energy_head = MLP([width, width, 1])
         self.force_head = MLP([width, width, 3])
         self.act = nn.SiLU()
@@ -134,24 +174,18 @@ class MPNN(nn.Module):
         width: int,
         num_layers: int = 5,
         num_elements: int = 120,
-        radial: str = "gaussian",
-        num_radial: int = 136,
+        message_input: str = "paper",
+        num_radial: int | None = None,
     ) -> int:
         """Closed form of the parameter count (no model built).
 
-        ``(2L + 2) w^2 + (Z + L + 6) w + 4 floor(w/2) + (R + 1) ceil(w/2) + 4``
-        with ``Z = num_elements`` and ``R`` radial features. For ``L = 5``,
-        ``Z = 120``, ``R = 136`` this is ``12 w^2 + 201.5 w + 4`` for even ``w``
-        and 66.5 more for odd ``w``, Table 3 exactly.
+        ``(2L + 2) w^2 + (Z + L (4 + R) + 6) w + 4`` with ``Z = num_elements`` and
+        ``R`` radial features (1 for "paper"). For ``L = 5``, ``Z = 120``, "paper":
+        ``12 w^2 + 151 w + 4``; Table 3 prints ``50.5 w`` (+66.5 for odd w) more.
         """
-        r = num_radial if radial == "gaussian" else 1
-        half = width // 2
+        r = (48 if num_radial is None else num_radial) if message_input == "radial_basis" else 1
         return (
-            (2 * num_layers + 2) * width**2
-            + (num_elements + num_layers + 6) * width
-            + 4 * half
-            + (r + 1) * (width - half)
-            + 4
+            (2 * num_layers + 2) * width**2 + (num_elements + num_layers * (4 + r) + 6) * width + 4
         )
 
     def forward(
@@ -182,21 +216,21 @@ class MPNN(nn.Module):
         r_uv = edge_vectors(positions, edge_index)  # [E, 3]
         dist = torch.linalg.vector_norm(r_uv, dim=-1)  # [E]
         envelope = self.envelope(dist)  # [E]
-        radial = self.radial_basis(dist.unsqueeze(-1) if self.radial == "raw" else dist)
+        radial = dist.unsqueeze(-1) if self.radial_basis is None else self.radial_basis(dist)
         direction = r_uv if self.translation_invariant else positions[src]  # [E, 3]
-        edge = self.act(
-            torch.cat([self.direction_lin(direction), self.radial_lin(radial)], dim=-1)
-        )  # [E, w]
+        geometry = torch.cat([direction, radial], dim=-1)  # [E, 3 + R]
 
         h = self.embedding(atomic_numbers)  # [A, w]
         w = self.width
         for lin in self.message_lins:
-            # lin([h_u | h_v]) = W_u h_u + W_v h_v + b: project atoms, then gather to edges,
-            # the same map with E/A (about 17 at 30 neighbours) times fewer multiply-adds.
+            # W [h_u | h_v | g_uv] + b = W_u h_u + W_v h_v + W_g g_uv + b: project atoms,
+            # then gather to edges, the same map with E/A (about 17 at 30 neighbours)
+            # times fewer multiply-adds for the atom parts
             from_u = nn.functional.linear(h, lin.weight[:, :w])  # [A, w]
-            to_v = nn.functional.linear(h, lin.weight[:, w:], lin.bias)  # [A, w]
-            message = self.act(from_u[src] + to_v[dst]) * edge  # [E, w]
-            h = h + weighted_mean(message, envelope, dst, n_atoms)  # [A, w]
+            to_v = nn.functional.linear(h, lin.weight[:, w : 2 * w], lin.bias)  # [A, w]
+            geo = nn.functional.linear(geometry, lin.weight[:, 2 * w :])  # [E, w]
+            message = self.act(from_u[src] + to_v[dst] + geo)  # [E, w], eq. (9)
+            h = h + weighted_mean(message, envelope, dst, n_atoms)  # [A, w], eq. (8)
 
         atom_energy = self.energy_head(h).squeeze(-1)  # [A]
         energy = scatter_sum(atom_energy, batch, num_molecules)  # [M]
