@@ -39,7 +39,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 # (hparams, widths, share of --steps) per family: small models, seconds on one thread
 FAMILIES = {
-    "mpnn": ({"num_layers": 4, "num_radial": 48, "radial_start": 0.5}, [16, 64], 1.0),
+    "mpnn": (
+        {"num_layers": 4, "message_input": "radial_basis", "num_radial": 48, "radial_start": 0.5},
+        [16, 64],
+        1.0,
+    ),
     "egnn": ({"num_layers": 4}, [16, 64], 0.4),
     "transformer": ({"num_layers": 2, "num_heads": 2}, [16, 64], 1.0),
     "esen": ({"num_layers": 2, "lmax": 2, "mmax": 2, "hidden_channels": 16}, [4, 8], 0.2),
@@ -90,6 +94,7 @@ def measure(
     """
     import pipeline.data.loader as loader
     import pipeline.train.loop as loop
+    import pipeline.train.step as step_module
 
     timer = _Timer()
     settings = loop.TrainSettings(
@@ -113,18 +118,20 @@ def measure(
     )
     trainer.prefetch = mode == "prefetch"
     if mode == "cached":
-        trainer.graph_cache = {}
+        trainer.unit.graph_cache = {}
         for step in range(steps):
-            trainer._load(step)
-    for name in ("_train_step", "_evaluate_row", "_write_fraction", "_measure_flops", "_publish"):
+            trainer.unit.make_batch(trainer.schedule.batches[step][1])
+    for name in ("_evaluate_row", "_write_fraction", "_measure_flops"):
         setattr(trainer, name, timer.wrap(name, getattr(trainer, name)))
-    originals = loop.make_batch, loader.radius_graph
-    loop.make_batch = timer.wrap("make_batch", loop.make_batch)
+    trainer.unit.train_step = timer.wrap("_train_step", trainer.unit.train_step)
+    trainer.writer.publish = timer.wrap("_publish", trainer.writer.publish)
+    originals = step_module.make_batch, loader.radius_graph
+    step_module.make_batch = timer.wrap("make_batch", step_module.make_batch)
     loader.radius_graph = timer.wrap("radius_graph", loader.radius_graph)
     try:
         trainer.run()
     finally:
-        loop.make_batch, loader.radius_graph = originals
+        step_module.make_batch, loader.radius_graph = originals
     s = timer.seconds
     # the evaluation's batches are built once, outside the training loop
     steps_time = s["_train_step"]
@@ -133,10 +140,10 @@ def measure(
     loop_other = trainer.loop_seconds - sum(
         s[k] for k in ("_train_step", "_evaluate_row", "_write_fraction")
     )
-    data_time = trainer.data_seconds
+    data_time = trainer.state.data_seconds
     graph_time = s.get("radius_graph", 0.0)
     step_total = steps_time + loop_other
-    atoms = int(trainer.cumulative_atoms[trainer.fraction_last_step[1.0]])
+    atoms = int(trainer.schedule.cumulative_atoms[trainer.schedule.fraction_last_step[1.0]])
     return {
         "arch": arch,
         "width": width,

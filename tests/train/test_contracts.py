@@ -107,9 +107,6 @@ def test_prepare_runs_on_a_fresh_run_only(tiny_dataset, tmp_path, monkeypatch):
         )
 
     first = trainer()
-    first.step, first.rows, first.nonfinite = 0, [], []
-    first.train_seconds = first.eval_seconds = first.data_seconds = 0.0
-    first.loss_window, first.symmetry_window, first.written = [], [], set()
     first._prepare_model()
     first.checkpoint()  # as if preempted before the first step
     assert _Prepared.calls == 1
@@ -118,5 +115,5 @@ def test_prepare_runs_on_a_fresh_run_only(tiny_dataset, tmp_path, monkeypatch):
     assert _Prepared.calls == 1  # the checkpoint carried the prepared buffer
     state = torch.load(out / "model.pt", weights_only=True)["state_dict"]
     assert int(state["prepared_atoms"]) == int(
-        first.store.atoms_per_molecule[first.batches[0][1]].sum()
+        first.store.atoms_per_molecule[first.schedule.batches[0][1]].sum()
     )

@@ -217,15 +217,15 @@ def _trainer(data, out, **overrides):
 
 def _poison(trainer, bad_steps):
     """Make the model's energy NaN on the given steps."""
-    forward = trainer._forward
+    forward = trainer.unit.forward
 
     def poisoned(batch, positions):
         energy, forces = forward(batch, positions)
-        if trainer.step in bad_steps and torch.is_grad_enabled():
+        if trainer.state.step in bad_steps and torch.is_grad_enabled():
             energy = energy * float("nan")
         return energy, forces
 
-    trainer._forward = poisoned
+    trainer.unit.forward = poisoned
 
 
 def test_nonfinite_steps_are_skipped_and_counted(tiny_dataset, tmp_path):

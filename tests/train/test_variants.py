@@ -50,7 +50,6 @@ def _trainer(data, out, arch=ARCH, width=16, arch_name="mpnn", **overrides):
         {1.0: out},
         TrainSettings(**_settings(**overrides)),
     )
-    trainer.step, trainer.nonfinite, trainer.data_seconds = 0, [], 0.0
     return trainer
 
 
@@ -81,15 +80,15 @@ def test_symmetry_loss_step_is_eq_2_by_hand(tiny_dataset, tmp_path, arch_name, h
         symmetry_loss_rotations=m,
         symmetry_loss_weight=weight,
     )
-    _, indices = trainer.batches[0]
+    _, indices = trainer.schedule.batches[0]
     n = len(indices)
     generator = torch.Generator()
-    generator.set_state(trainer.generator.get_state())
+    generator.set_state(trainer.state.generator.get_state())
     rotations = random_rotations(m * n, generator, torch.float64).view(m, n, 3, 3).numpy()
 
     plain = make_batch(trainer.store, indices, trainer.model.cutoff, trainer.model.max_neighbors)
     sigma = trainer.stats["energy_std_eV"]
-    energy_target = torch.as_tensor(trainer.energy_target[indices], dtype=torch.float32)
+    energy_target = torch.as_tensor(trainer.unit.energy_target[indices], dtype=torch.float32)
     numbers, n_atoms = plain.atomic_numbers.numpy(), plain.n_atoms.numpy()
     with torch.no_grad():
         losses = []
@@ -114,7 +113,7 @@ def test_symmetry_loss_step_is_eq_2_by_hand(tiny_dataset, tmp_path, arch_name, h
             losses.append(combine(terms, 1.0, 1.0)[0].item())
     expected_sym = float(np.mean(losses[1:]))
 
-    total, symmetry = trainer._train_step(0, indices)
+    total, symmetry = trainer.unit.train_step(0, indices)
     assert symmetry == pytest.approx(expected_sym, rel=1e-5)
     assert total == pytest.approx(losses[0] + weight * expected_sym, rel=1e-5)
     # neither model is exactly invariant: the rotated copies' loss differs (by ~1e-4
@@ -252,7 +251,7 @@ def test_batch_lr_and_depth_overrides_change_the_run(tiny_dataset, tmp_path):
     }
     fingerprints = {base.fingerprint} | {t.fingerprint for t in variants.values()}
     assert len(fingerprints) == 1 + len(variants)
-    assert len(variants["batch"].batches) == 2 * len(base.batches)
+    assert len(variants["batch"].schedule.batches) == 2 * len(base.schedule.batches)
     assert variants["lr"].lr == pytest.approx(2 * base.lr)
     assert variants["base_width"].lr == pytest.approx(base.lr / 2)
     assert variants["width"].lr == pytest.approx(base.lr * 16 / 24)
@@ -293,7 +292,7 @@ def test_no_graph_for_a_model_without_edges(tiny_dataset, tmp_path):
             max_steps=3,
         )
         trainer.model.uses_edges = uses_edges
-        edges = trainer._load(0).edge_index.shape[1]
+        edges = trainer.unit.make_batch(trainer.schedule.batches[0][1]).edge_index.shape[1]
         assert (edges > 0) == uses_edges
         runs[uses_edges] = _final_state(trainer)
     assert all(torch.equal(runs[False][k], runs[True][k]) for k in runs[False])
@@ -309,18 +308,20 @@ def test_evaluation_log_lines_report_throughput(tiny_dataset, tmp_path, caplog):
 def test_cached_graphs_equal_built_graphs(tiny_dataset, tmp_path):
     """Several epochs reuse each molecule's radius graph: same edges, same run."""
     trainer = _trainer(tiny_dataset, tmp_path / "a", epochs=3, augment="always", max_steps=25)
-    assert trainer.graph_cache == {}
-    for step in range(len(trainer.batches)):  # epoch 0 fills the cache, later epochs use it
-        _, indices = trainer.batches[step]
+    assert trainer.unit.graph_cache == {}
+    for step in range(
+        len(trainer.schedule.batches)
+    ):  # epoch 0 fills the cache, later epochs use it
+        _, indices = trainer.schedule.batches[step]
         built = make_batch(
             trainer.store, indices, trainer.model.cutoff, trainer.model.max_neighbors
         )
-        assert torch.equal(trainer._make_batch(indices).edge_index, built.edge_index)
-    assert len(trainer.graph_cache) == trainer.store.num_molecules
+        assert torch.equal(trainer.unit.make_batch(indices).edge_index, built.edge_index)
+    assert len(trainer.unit.graph_cache) == trainer.store.num_molecules
     cached = _final_state(
         _trainer(tiny_dataset, tmp_path / "b", epochs=3, augment="always", max_steps=25)
     )
     plain = _trainer(tiny_dataset, tmp_path / "c", epochs=3, augment="always", max_steps=25)
-    plain.graph_cache = None
+    plain.unit.graph_cache = None
     uncached = _final_state(plain)
     assert all(torch.equal(cached[k], uncached[k]) for k in cached)

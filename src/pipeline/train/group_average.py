@@ -30,8 +30,8 @@ from pipeline.train.augment import (
     rotate_about_centres,
     rotate_per_molecule,
 )
-from pipeline.train.loop import normalised_energy
 from pipeline.train.loss import loss_terms, validation_metrics
+from pipeline.train.step import normalised_energy
 
 logger = logging.getLogger(__name__)
 
