@@ -4,6 +4,7 @@ Table 6 parameter counts."""
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from pathlib import Path
 
@@ -25,11 +26,13 @@ from pipeline.models.gemnet_oc_graph import (
     triplets,
 )
 from pipeline.models.gemnet_oc_layers import dihedral_sum, padded_bilinear_sum
+from pipeline.models.gemnet_oc_scale import ScaleFactor
 from tests.models.conftest import (
     SYMMETRY_RTOL,
     MolBatch,
     assert_finite_with_grads,
     demo_molecules,
+    random_molecules,
     rel_err,
     train_losses,
 )
@@ -246,6 +249,87 @@ def test_molecules_do_not_interact(edge_cases):
         torch.testing.assert_close(f_m, forces[mask], rtol=1e-12, atol=1e-12)
 
 
+# --- data-fitted scale factors ------------------------------------------------------------
+
+
+def _scale_factors(model: GemNetOC) -> dict[str, ScaleFactor]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, ScaleFactor)}
+
+
+def test_unprepared_model_runs_with_scale_one(molecules):
+    model = _small()
+    factors = _scale_factors(model)
+    assert len(factors) == 2 * 11 + 3 * 2  # per interaction block 11, per output block 2
+    assert all(float(f.scale) == 1.0 and not bool(f.fitted) for f in factors.values())
+    energy, forces = molecules.run(model)
+    assert torch.isfinite(energy).all() and torch.isfinite(forces).all()
+
+
+def test_prepare_scales_activations_to_the_variance_of_their_inputs(molecules):
+    """After prepare, every scaled output has the variance of its reference (unit ratio),
+    measured on the fitting batch; the fitted factors are far from 1."""
+    model = _small()
+    edges = molecules.edges(model.cutoff, model.max_neighbors)
+    args = (molecules.z, molecules.pos, edges, molecules.batch, molecules.num_molecules)
+    model.prepare(*args)
+    factors = _scale_factors(model)
+    assert all(bool(f.fitted) for f in factors.values())
+    ratios = {}
+
+    def observe(name):
+        def hook(module, inputs, kwargs, output):
+            ref = kwargs.get("ref")
+            ref = ref() if callable(ref) else ref
+            var_in = 1.0 if ref is None else ref.var(dim=0).mean()
+            ratios[name] = float(output.detach().var(dim=0).mean() / var_in)
+
+        return hook
+
+    for name, factor in factors.items():
+        factor.register_forward_hook(observe(name), with_kwargs=True)
+    model(*args)
+    assert ratios.keys() == factors.keys()
+    for name, ratio in ratios.items():
+        assert abs(ratio - 1.0) < 1e-9, (name, ratio)
+    scales = torch.tensor([float(f.scale) for f in factors.values()])
+    assert (scales - 1.0).abs().max() > 0.5  # the fit changes something
+
+
+def test_prepared_scales_survive_a_state_dict_round_trip(molecules):
+    """Checkpoints carry the fitted factors: a fresh model loading the state_dict gives
+    identical outputs without calling prepare again (a resumed run)."""
+    torch.manual_seed(0)
+    model = _small()
+    edges = molecules.edges(model.cutoff, model.max_neighbors)
+    model.prepare(molecules.z, molecules.pos, edges, molecules.batch, molecules.num_molecules)
+    energy, forces = molecules.run(model)
+    state = model.state_dict()
+    assert any(k.endswith("scale_sum.scale") for k in state)
+    torch.manual_seed(0)
+    unprepared = _small()
+    e_unprep, _ = molecules.run(unprepared)
+    assert not torch.allclose(e_unprep, energy)  # the factors matter
+    unprepared.load_state_dict(state)
+    e_loaded, f_loaded = molecules.run(unprepared)
+    assert torch.equal(e_loaded, energy) and torch.equal(f_loaded, forces)
+    assert num_params(unprepared) == num_params(model)  # buffers, not parameters
+
+
+def test_prepare_without_quadruplets_keeps_those_factors_at_one(caplog):
+    """A batch with nothing to fit for some factors leaves them at 1 and says so."""
+    model = _small(cutoff_qint=0.5)  # no quadruplet-graph edges in ordinary molecules
+    mols = random_molecules(seed=2)
+    edges = mols.edges(model.cutoff, model.max_neighbors)
+    with caplog.at_level(logging.WARNING, logger="pipeline.models.gemnet_oc_scale"):
+        model.prepare(mols.z, mols.pos, edges, mols.batch, mols.num_molecules)
+    unfitted = [n for n, f in _scale_factors(model).items() if not bool(f.fitted)]
+    assert unfitted and all(".quad." in n for n in unfitted)
+    assert all(float(_scale_factors(model)[n].scale) == 1.0 for n in unfitted)
+    assert "kept at 1" in caplog.text
+    energy, forces = mols.run(model)
+    assert torch.isfinite(energy).all() and torch.isfinite(forces).all()
+
+
 # --- robustness -------------------------------------------------------------------------
 
 
@@ -318,13 +402,17 @@ def test_rejects_unknown_element(molecules):
 
 
 def test_loss_goes_down_on_demo_data():
-    """Full-batch Adam steps on 8 embedded GFN2-xTB molecules lower the eq. (1) loss."""
+    """Full-batch Adam steps on 8 embedded GFN2-xTB molecules lower the eq. (1) loss,
+    with scale factors fitted on the batch as the trainer does (measured: 5.78 -> 2.49;
+    unfitted, 5.78 -> 5.11)."""
     torch.manual_seed(0)
     model = GemNetOC(width=16, num_layers=2)
     mols, target_e, target_f = demo_molecules(8)
+    edges = mols.edges(model.cutoff, model.max_neighbors)
+    model.prepare(mols.z, mols.pos, edges, mols.batch, mols.num_molecules)
     losses = train_losses(model, mols, steps=12, lr=3e-3, targets=(target_e, target_f))
     assert all(map(math.isfinite, losses))
-    assert losses[-1] < 0.9 * losses[0], losses
+    assert losses[-1] < 0.7 * losses[0], losses
 
 
 # --- Table 6 ----------------------------------------------------------------------------

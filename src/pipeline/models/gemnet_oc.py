@@ -43,6 +43,7 @@ from pipeline.models.gemnet_oc_layers import (
     TripletInteraction,
     residual_stack,
 )
+from pipeline.models.gemnet_oc_scale import fit_scale_factors
 
 logger = logging.getLogger(__name__)
 
@@ -121,11 +122,16 @@ class GemNetOC(nn.Module):
     (defaults) reproduce Table 6 exactly: ``N(w) = 194 w^2 + 885 w + 86016`` at depth 4
     (see ``docs/ladders_gemnet_oc.yaml`` and :meth:`param_count_formula`).
 
-    Normalisation: no LayerNorm; fixed scale factors instead of the reference
-    implementation's scale factors fitted on a few batches: every sum over neighbours is
-    divided by ``sqrt(avg_neighbors)`` (by ``avg_neighbors`` for the double sum of the
-    edge-to-atom interaction, by ``avg_quadruplets`` for the quadruplet sum), every sum
-    of residual branches by the square root of the number of summands.
+    Normalisation: no LayerNorm; as in the reference implementation, data-fitted scale
+    factors after every basis modulation and every neighbour sum (11 per interaction
+    block, 2 per output block; :mod:`~pipeline.models.gemnet_oc_scale`), fitted once by
+    :meth:`prepare` on one batch so that each output keeps the variance of its input,
+    stored in buffers (state_dict, checkpoints). Before fitting they are 1 and fixed
+    normalisers set the scale: every sum over neighbours is divided by
+    ``sqrt(avg_neighbors)`` (by ``avg_neighbors`` for the double sum of the edge-to-atom
+    interaction, by ``avg_quadruplets`` for the quadruplet sum); the fitted factors
+    absorb these. Sums of residual branches are divided by the square root of the number
+    of summands.
 
     Quadruplet graph: the ``b -> a`` and ``d -> b`` edges of a quadruplet
     ``c -> a <- b <- d`` are the main-graph edges shorter than ``cutoff_qint`` (a reduced
@@ -318,6 +324,24 @@ class GemNetOC(nn.Module):
     def param_count_formula(width: int) -> int:
         """Parameter count of the default configuration at depth 4 (Table 6's quadratic)."""
         return 194 * width**2 + 885 * width + 86016
+
+    @torch.no_grad()
+    def prepare(
+        self,
+        atomic_numbers: torch.Tensor,
+        positions: torch.Tensor,
+        edge_index: torch.Tensor,
+        batch: torch.Tensor,
+        num_molecules: int,
+    ) -> None:
+        """Fit the scale factors on one batch (the trainer's first batch of a fresh run).
+
+        Arguments as :meth:`forward`. Refits from scratch when called again; a factor
+        that the batch cannot fit (e.g. no quadruplets) stays 1 and is logged.
+        """
+        fit_scale_factors(
+            self, lambda: self(atomic_numbers, positions, edge_index, batch, num_molecules)
+        )
 
     # --- geometry --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from pipeline.models.gemnet_oc_graph import pad_groups, scatter_rows
+from pipeline.models.gemnet_oc_scale import ScaleFactor
 
 __all__ = [
     "AngularBasisEmbedding",
@@ -259,6 +260,8 @@ class TripletInteraction(nn.Module):
         self.mlp_rbf = Dense(rbf, d_in)
         self.down = Dense(d_in, trip_in, True)
         self.bilinear = Dense(cbf * trip_in, trip_out)
+        self.scale_rbf = ScaleFactor()
+        self.scale_sum = ScaleFactor()
         self.up_ca = Dense(trip_out, d_out, True)
         self.up_ac = Dense(trip_out, d_out, True) if symmetric else None
 
@@ -281,13 +284,14 @@ class TripletInteraction(nn.Module):
         x = self.dense_in(x)
         if expand_index is not None:
             x = x[expand_index]  # [E, d_in]
-        x = self.down(x * self.mlp_rbf(rbf))  # [E, trip_in]
+        x = self.down(self.scale_rbf(x * self.mlp_rbf(rbf), ref=x))  # [E, trip_in]
+        x_t = x[cbf["in"]]  # per triplet [T, trip_in]
         agg = padded_bilinear_sum(
-            x[cbf["in"]], cbf["ang_pad_t"], cbf["rad_w"], cbf["out"], cbf["rank"]
+            x_t, cbf["ang_pad_t"], cbf["rad_w"], cbf["out"], cbf["rank"]
         )  # [E, cbf, trip_in]
         if to_atoms is not None:
             agg = scatter_rows(agg, to_atoms[0], to_atoms[1])  # [A, cbf, trip_in]
-        y = self.bilinear(agg.flatten(1)) * scale  # [E or A, trip_out]
+        y = self.scale_sum(self.bilinear(agg.flatten(1)) * scale, ref=x_t)  # [E or A, trip_out]
         if self.up_ac is None:
             return self.up_ca(y)
         return swap_add(self.up_ca(y), self.up_ac(y), rev)
@@ -319,6 +323,9 @@ class QuadrupletInteraction(nn.Module):
         self.mlp_cbf = Dense(cbf, quad_in)
         self.down = Dense(width, quad_in, True)
         self.bilinear = Dense(sbf * quad_in, quad_out)
+        self.scale_rbf = ScaleFactor()
+        self.scale_cbf = ScaleFactor()
+        self.scale_sum = ScaleFactor()
         self.up_ca = Dense(quad_out, width, True)
         self.up_ac = Dense(quad_out, width, True)
 
@@ -331,8 +338,10 @@ class QuadrupletInteraction(nn.Module):
         scale: float,
     ) -> torch.Tensor:
         """Messages [E, width] from edge embeddings ``m`` [E, width]."""
-        x = self.down(self.dense_db(m) * self.mlp_rbf(rbf))  # [E, quad_in]
-        x_t = x[quad["db_edge"]] * self.mlp_cbf(quad["cbf"])  # [Ti, quad_in]
+        x = self.dense_db(m)
+        x = self.down(self.scale_rbf(x * self.mlp_rbf(rbf), ref=x))  # [E, quad_in]
+        x_t = x[quad["db_edge"]]  # [Ti, quad_in]
+        x_t = self.scale_cbf(x_t * self.mlp_cbf(quad["cbf"]), ref=x_t)
         v = dihedral_sum(
             x_t,
             quad["z_c"],
@@ -344,7 +353,7 @@ class QuadrupletInteraction(nn.Module):
         )  # [To, S, quad_in]
         # radial x angle (c a b) weights per triplet, then sum over triplets into c -> a
         agg = scatter_rows(quad["u"] @ v, quad["trip_out_out"], m.shape[0])  # [E, sbf, quad_in]
-        y = self.bilinear(agg.flatten(1)) * scale  # [E, quad_out]
+        y = self.scale_sum(self.bilinear(agg.flatten(1)) * scale, ref=x_t)  # [E, quad_out]
         return swap_add(self.up_ca(y), self.up_ac(y), rev)
 
 
@@ -366,6 +375,7 @@ class PairInteraction(nn.Module):
         self.down = Dense(width, pair_in, True)
         self.bilinear = Dense(rbf * pair_in, pair_out)
         self.up = Dense(pair_out, width, True)
+        self.scale_sum = ScaleFactor()
 
     def forward(
         self, h: torch.Tensor, rbf: torch.Tensor, edge_index: torch.Tensor, scale: float
@@ -374,7 +384,7 @@ class PairInteraction(nn.Module):
         x = self.down(h)[edge_index[0]]  # [E, pair_in]
         outer = rbf.unsqueeze(2) * x.unsqueeze(1)  # [E, rbf, pair_in]
         agg = scatter_rows(outer, edge_index[1], h.shape[0]).flatten(1)  # [A, rbf * pair_in]
-        return self.up(self.bilinear(agg) * scale)
+        return self.up(self.scale_sum(self.bilinear(agg) * scale, ref=x))
 
 
 class AtomUpdate(nn.Module):
@@ -394,11 +404,13 @@ class AtomUpdate(nn.Module):
         super().__init__()
         self.dense_rbf = Dense(rbf, width)
         self.layers = residual_stack(width, num_layers)
+        self.scale_sum = ScaleFactor()
 
     def forward(
         self, m: torch.Tensor, rbf: torch.Tensor, centre: torch.Tensor, num_atoms: int, scale: float
     ) -> torch.Tensor:
         x = scatter_rows(m * self.dense_rbf(rbf), centre, num_atoms) * scale  # [A, width]
+        x = self.scale_sum(x, ref=m)
         return self.layers(x)
 
 
@@ -420,6 +432,7 @@ class OutputBlock(AtomUpdate):
         self.layers_after = residual_stack(width, num_layers_after)
         self.layers_forces = residual_stack(width, num_layers)
         self.dense_rbf_forces = Dense(rbf, width)
+        self.scale_rbf_forces = ScaleFactor()
 
     def forward(
         self,
@@ -433,5 +446,6 @@ class OutputBlock(AtomUpdate):
         """(atom features [A, width], edge features [E, width])."""
         x_e = super().forward(m, rbf, centre, num_atoms, scale)
         x_e = self.layers_after((x_e + h) * (1.0 / math.sqrt(2.0)))
-        x_f = self.layers_forces(m) * self.dense_rbf_forces(rbf)
+        x_f = self.layers_forces(m)
+        x_f = self.scale_rbf_forces(x_f * self.dense_rbf_forces(rbf), ref=x_f)
         return x_e, x_f
