@@ -17,6 +17,7 @@ from pipeline.models.blocks import random_orthogonal, random_rotation
 from pipeline.models.gemnet_oc import GemNetOC
 from pipeline.models.gemnet_oc_graph import (
     azimuth_modes,
+    nearest_edges_per_centre,
     pad_groups,
     quadruplet_triplets,
     quadruplets,
@@ -166,6 +167,18 @@ def test_azimuth_modes_give_dihedral_cosines_in_any_frame():
     assert torch.isfinite(along).all() and along[:, 1:].abs().max() < 1e-4
 
 
+def test_nearest_edges_per_centre_brute_force():
+    gen = torch.Generator().manual_seed(0)
+    centre = torch.randint(0, 6, (40,), generator=gen).sort().values
+    dist = torch.rand(40, generator=gen, dtype=torch.float64) * 4.0
+    got = nearest_edges_per_centre(dist, centre, 6, 3.0, 3)
+    want = []
+    for a in range(6):
+        cand = [e for e in range(40) if centre[e] == a and dist[e] < 3.0]
+        want += sorted(cand, key=lambda e: float(dist[e]))[:3]
+    assert got.tolist() == sorted(want) and len(want) > 6
+
+
 def test_reverse_edges_brute_force():
     ei, n = _tiny_graph()
     rev = reverse_edges(ei, n)
@@ -202,6 +215,37 @@ def test_shapes_and_registry(molecules):
     assert GemNetOC.forces == "direct"
     energy, forces = molecules.run(model)
     assert energy.shape == (molecules.num_molecules,) and forces.shape == (len(molecules.z), 3)
+
+
+def test_quadruplet_graph_defaults_scale_the_reference():
+    """The reference's quadruplet graph (OC20: 12 A / 8 beside 12 A / 30) scaled to ours."""
+    paper = build("gemnet_oc", width=8)
+    assert (paper.cutoff_qint, paper.max_neighbors_qint) == (10.0, 13)
+    demo = build("gemnet_oc", width=8, cutoff=6.0, max_neighbors=30)
+    assert (demo.cutoff_qint, demo.max_neighbors_qint) == (6.0, 8)
+    with pytest.raises(ValueError, match="max_neighbors_qint"):
+        GemNetOC(width=8, max_neighbors_qint=0)
+    with pytest.raises(ValueError, match="cutoff_qint"):
+        GemNetOC(width=8, cutoff_qint=12.0)
+
+
+def test_quadruplet_graph_is_capped_per_centre(molecules):
+    """Quadruplet-graph edges: per centre the nearest max_neighbors_qint main-graph edges
+    within cutoff_qint, so quadruplets grow with the cap, not with the main graph."""
+    model = _small(cutoff_qint=4.0, max_neighbors_qint=2)
+    edges = molecules.edges(model.cutoff, model.max_neighbors)
+    g = model._graph(molecules.pos, edges, len(molecules.z))
+    q_edges = g["quad"]["q_edges"]
+    dist = (molecules.pos[edges[0]] - molecules.pos[edges[1]]).norm(dim=1)
+    per_centre = torch.bincount(edges[1, q_edges], minlength=len(molecules.z))
+    assert per_centre.max() == 2 and torch.all(dist[q_edges] < 4.0)
+    for e in range(edges.shape[1]):  # every edge left out is farther than the kept ones
+        kept = q_edges[edges[1, q_edges] == edges[1, e]]
+        if e not in q_edges.tolist() and dist[e] < 4.0:
+            assert len(kept) == 2 and dist[e] >= dist[kept].max()
+    wider = _small(cutoff_qint=4.0, max_neighbors_qint=4)
+    g_wide = wider._graph(molecules.pos, edges, len(molecules.z))
+    assert _num_quadruplets(g_wide["quad"]) > _num_quadruplets(g["quad"]) > 0
 
 
 def test_quadruplets_are_used(molecules):
@@ -277,11 +321,12 @@ def test_prepare_scales_activations_to_the_variance_of_their_inputs(molecules):
     ratios = {}
 
     def observe(name):
+        @torch.no_grad()
         def hook(module, inputs, kwargs, output):
             ref = kwargs.get("ref")
             ref = ref() if callable(ref) else ref
             var_in = 1.0 if ref is None else ref.var(dim=0).mean()
-            ratios[name] = float(output.detach().var(dim=0).mean() / var_in)
+            ratios[name] = float(output.var(dim=0).mean() / var_in)
 
         return hook
 

@@ -17,6 +17,7 @@ __all__ = [
     "azimuth_modes",
     "group_pairs",
     "legendre",
+    "nearest_edges_per_centre",
     "pad_groups",
     "quadruplet_triplets",
     "quadruplets",
@@ -92,6 +93,36 @@ def reverse_edges(edge_index: torch.Tensor, num_atoms: int) -> torch.Tensor:
         return key.clone()
     found = sorted_key[pos] == rev
     return torch.where(found, order[pos], torch.full_like(pos, -1))
+
+
+def nearest_edges_per_centre(
+    dist: torch.Tensor, centre: torch.Tensor, num_atoms: int, cutoff: float, max_per_centre: int
+) -> torch.Tensor:
+    """The edges of a sub-graph: per centre, the ``max_per_centre`` nearest within ``cutoff``.
+
+    Parameters
+    ----------
+    dist : float [E]
+        Edge lengths, Angstrom.
+    centre : long [E]
+        Centre atom of every edge.
+    num_atoms : int
+    cutoff : float
+        Angstrom; edges with ``dist < cutoff`` are candidates.
+    max_per_centre : int
+        At most this many edges per centre, the shortest (ties: lower edge index first).
+
+    Returns
+    -------
+    long [Eq]
+        Indices of the selected edges, ascending.
+    """
+    cand = torch.nonzero(dist < cutoff).squeeze(-1)
+    order = torch.argsort(dist[cand], stable=True)
+    order = order[torch.argsort(centre[cand][order], stable=True)]  # by centre, then distance
+    by_centre = cand[order]
+    rank = ranks_in_group(centre[by_centre], num_atoms)
+    return torch.sort(by_centre[rank < max_per_centre]).values
 
 
 def triplets(
