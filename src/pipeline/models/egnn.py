@@ -18,6 +18,7 @@ from pipeline.models.blocks import (
     MLP,
     GaussianBasis,
     PolynomialEnvelope,
+    centred_positions,
     check_atomic_numbers,
     edge_vectors,
     scatter_sum,
@@ -80,13 +81,20 @@ class MCEGNN(nn.Module):
     Structure (``w`` = ``width``, ``L`` = ``num_layers``, ``E`` = ``vector_channels``)::
 
         h_v^0 = Embed(z_v)                          [A, w]
-        X_v^0 = x_v                                 [A, 3, 1]   (positions, one channel)
+        X_v^0 = x_v - c_mol(v)                      [A, 3, 1]   (centred positions, one channel)
         layer t (E_in = 1 for t = 1, else E):
           m_uv    = phi_m([h_u, h_v, |X_u - X_v|^2_channels, rho(|r_uv|)])           eq. (11)
           X_v    += sum_u u_uv (1/E_in)(X_u - X_v) Phi_x(m_uv) / max(sum_u u_uv, 1)   eq. (12)
           h_v    += phi_h([h_v, sum_u u_uv m_uv / max(sum_u u_uv, 1)])                eq. (8)
         E_mol = sum_v MLP(w -> w -> 1)(h_v^L)
-        F_v   = (X_v^L - x_v 1^T) w_F               w_F in R^E, no bias
+        F_v   = (X_v^L - X_v^0 1^T) w_F             w_F in R^E, no bias
+
+    ``c_mol`` is the centroid of the atom's molecule: the vector channels start
+    from centred coordinates, so that they stay O(molecule size) wherever the
+    molecule sits. (Started from absolute coordinates, as in eq. 12 read
+    literally, the same maths in float32 lost precision with the distance from the
+    origin: force error 1.4e-6 at 0, 1e-4 at 100 and 7e-4 at 1000 Angstrom.)
+    The model is unchanged in exact arithmetic: every X enters as a difference.
 
     ``u_uv`` is the polynomial cutoff envelope of ``|r_uv|`` (continuity at the
     cutoff) and ``rho`` a Gaussian radial basis. The first layer lifts the single
@@ -127,6 +135,9 @@ class MCEGNN(nn.Module):
     """
 
     properties = dict(characteristic="equivariant", tensor_order="1", body_order=2)
+    # exact invariances of the energy / equivariances of the forces (contract 5)
+    symmetries: frozenset[str] = frozenset({"rotation", "reflection", "translation", "permutation"})
+    forces: str = "direct"
 
     def __init__(
         self,
@@ -213,11 +224,12 @@ class MCEGNN(nn.Module):
         envelope = self.envelope(dist)  # [E]
 
         h = self.embedding(atomic_numbers)  # [A, w]
-        vec = positions.unsqueeze(-1)  # [A, 3, 1]
+        start = centred_positions(positions, batch, num_molecules).unsqueeze(-1)  # [A, 3, 1]
+        vec = start
         for layer in self.layers:
             h, vec = layer(h, vec, src, dst, radial, envelope)  # [A, w], [A, 3, E]
 
         energy = scatter_sum(self.energy_head(h).squeeze(-1), batch, num_molecules)  # [M]
-        rel = vec - positions.unsqueeze(-1)  # [A, 3, E], translation invariant
+        rel = vec - start  # [A, 3, E], translation invariant
         forces = self.force_weights(rel).squeeze(-1)  # [A, 3]
         return energy, forces
