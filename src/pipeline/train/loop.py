@@ -37,7 +37,7 @@ from pipeline.data.stats import load_stats
 from pipeline.data.store import MoleculeStore
 from pipeline.provenance import code_version, device_name, library_versions, resolve_device
 from pipeline.train.checkpoint import CorruptCheckpointError, fingerprint
-from pipeline.train.flops import count_forward_flops
+from pipeline.train.continuation import load_pass_end, pass_dir, save_pass_end
 from pipeline.train.optim import make_optimizer, mup_learning_rate
 from pipeline.train.outputs import CURVE_COLUMNS, RunWriter, fraction_curve, model_payload
 from pipeline.train.schedule import Schedule
@@ -159,6 +159,9 @@ class Trainer:
         # otherwise waits for the device; off on CPU, where the benchmark measured no net
         # gain with the thread competing for the cores (benchmarks/bench_train.py).
         self.prefetch = self.device.type == "cuda"
+        # a shared pass keeps its end state here, to be continued to a larger fraction
+        self.pass_dir = pass_dir(self.fraction_dirs, settings.seed)
+        self.saved_models: dict[float, dict] = {}  # model.pt of fractions of a saved pass
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -177,44 +180,6 @@ class Trainer:
         return f"{head}/f{fraction:g}/seed{self.settings.seed}"
 
     # -- start ------------------------------------------------------------------------------
-    def _first_batch(self):
-        _, indices = self.schedule.batches[0]
-        batch, _ = self.unit.on_device(indices, self.unit.make_batch(indices))
-        return batch
-
-    def _prepare_model(self) -> None:
-        """Call the model's ``prepare`` on the first training batch (fresh runs only).
-
-        A model may fit data-dependent constants before training (GemNet-OC's scale
-        factors); it keeps them in buffers, so checkpoints and model.pt carry them and
-        a resumed run never calls this again.
-        """
-        prepare = getattr(self.model, "prepare", None)
-        if prepare is None:
-            return
-        batch = self._first_batch()
-        prepare(
-            batch.atomic_numbers,
-            batch.positions.to(self.unit.dtype),
-            batch.edge_index,
-            batch.batch,
-            batch.num_molecules,
-        )
-        logger.info("%s width %d: model.prepare on the first batch", self.arch.name, self.width)
-
-    def _measure_flops(self) -> dict:
-        batch = self._first_batch()
-        inputs = (
-            batch.atomic_numbers,
-            batch.positions.to(self.unit.dtype),
-            batch.edge_index,
-            batch.batch,
-            len(batch.n_atoms),
-        )
-        flops = count_forward_flops(self.model, inputs)
-        atoms = int(batch.atomic_numbers.shape[0])
-        return {f"forward_flops_per_atom_{k}": v / atoms for k, v in flops.items()}
-
     def _resume(self) -> bool:
         """Restore the resume checkpoint when there is one; True when resumed."""
         if not self.resume_path.exists():
@@ -231,6 +196,27 @@ class Trainer:
         logger.info("resumed from %s at step %d", self.resume_path, self.state.step)
         return True
 
+    def _continue(self) -> bool:
+        """Restore the saved end state of this pass when this job extends it (shared runs);
+        True when continued. Earlier fractions are rewritten from the saved rows and
+        models once the run starts."""
+        if not self.settings.shared_fraction_run:
+            return False
+        stored = load_pass_end(self.pass_dir, self.spec)
+        if stored is None:
+            return False
+        resume_at, saved = stored["step"], stored["fraction_models"]
+        rows = {row["step"] for row in stored["rows"]}
+        for r, last in self.schedule.fraction_last_step.items():
+            needed = {s + 1 for s in self.schedule.eval_steps[r] if s < resume_at}
+            if not needed <= rows or (last < resume_at - 1 and r not in saved):
+                logger.info("saved pass lacks fraction %g's evaluations; training from scratch", r)
+                return False
+        self.state.load_state_dict(stored)
+        self.state.written = set()
+        self.saved_models = saved
+        return True
+
     def checkpoint(self) -> None:
         self.state.save_state(self.resume_path, self.fingerprint, self.spec)
         logger.info("checkpoint at step %d: %s", self.state.step, self.resume_path)
@@ -243,12 +229,16 @@ class Trainer:
     def run(self) -> None:
         """Train to the last fraction's end, writing each fraction's outputs on the way."""
         state, schedule = self.state, self.schedule
-        if not self._resume():
-            self._prepare_model()
+        first_indices = schedule.batches[0][1]
+        if not self._resume() and not self._continue():
+            self.unit.prepare_model(first_indices)
         self.wall_start = time.time()
         last_step = schedule.last_step
         all_eval_steps = schedule.all_eval_steps
-        self.forward_flops = self._measure_flops()
+        self.forward_flops = self.unit.forward_flops(first_indices)
+        for r, step in schedule.fraction_last_step.items():  # reached by a continued pass
+            if step < state.step and r not in state.written:
+                self._write_fraction(r, self.saved_models.get(r))
         logger.info(
             "%s width %d: %d parameters, lr %.3g, %d steps of %d molecules on %s",
             self.arch.name,
@@ -316,6 +306,9 @@ class Trainer:
             # outputs, bookkeeping), for the benchmark's overhead accounting
             self.loop_seconds = time.perf_counter() - loop_start
         progress.close()
+        if self.settings.shared_fraction_run:
+            staged = {r: self.writer.staging(r) / "model.pt" for r in self.fractions}
+            save_pass_end(self.pass_dir, state.state_dict(), self.spec, staged)
         self.writer.publish()
 
     def _atoms_per_second(self) -> float:
@@ -404,11 +397,16 @@ class Trainer:
             "fingerprint": self.fingerprint,
         }
 
-    def _write_fraction(self, fraction: float) -> None:
-        """Stage curve.csv, model.pt and meta.json of one fraction (meta last)."""
+    def _write_fraction(self, fraction: float, payload: dict | None = None) -> None:
+        """Stage curve.csv, model.pt and meta.json of one fraction (meta last); model.pt
+        is ``payload`` when given (a continued pass's saved fraction), else the model's
+        averaged weights now."""
         steps = {s + 1 for s in self.schedule.eval_steps[fraction]}
         curve = fraction_curve(self.state.rows, steps, bool(self.settings.symmetry_loss_rotations))
-        payload = model_payload(self.model, self.optimizer, self.arch, self.width, self.settings)
+        if payload is None:
+            payload = model_payload(
+                self.model, self.optimizer, self.arch, self.width, self.settings
+            )
         self.writer.stage(fraction, curve, payload, self._meta(fraction, curve))
         self.state.written.add(fraction)
 

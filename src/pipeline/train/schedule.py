@@ -44,20 +44,39 @@ def cut_batches(
     ]
 
 
+def evaluation_grid(first_eval_fraction: float, num_evals: int, total_atoms: float) -> np.ndarray:
+    """Evaluation thresholds in atoms seen: a fixed log grid cut to [f T, T].
+
+    The grid is 10^(k / p) atoms for integers k, with p = (num_evals - 1) / log10(1 / f)
+    points per decade, so a run of T atoms gets about ``num_evals`` evaluations from
+    f T on. The grid does not depend on T: a longer run of the same pass evaluates at
+    the same points where the two overlap, which lets a shared pass be continued to a
+    larger fraction with the curve a fresh pass would have (see :mod:`.continuation`).
+    """
+    if first_eval_fraction >= 1 or num_evals < 2:
+        return np.array([float(total_atoms)])
+    per_decade = (num_evals - 1) / math.log10(1 / first_eval_fraction)
+    low = math.log10(first_eval_fraction * total_atoms) * per_decade
+    high = math.log10(total_atoms) * per_decade
+    k = np.arange(math.ceil(low - 1e-9), math.floor(high + 1e-9) + 1)
+    return 10.0 ** (k / per_decade)
+
+
 def evaluation_steps(
     cumulative_atoms: np.ndarray, last_step: int, settings: TrainSettings
 ) -> set[int]:
     """Steps (0-based, evaluated after the step) at which to evaluate, the last included.
 
-    Every ``eval_every_steps`` optimizer steps when that is set, else at ``num_evals``
-    log-spaced thresholds in atoms seen from ``first_eval_fraction`` of the run's atoms
-    to all of them; a threshold falls on the first step that reaches it.
+    Every ``eval_every_steps`` optimizer steps when that is set, else at the thresholds
+    of :func:`evaluation_grid` in atoms seen (from ``first_eval_fraction`` of the run's
+    atoms on, about ``num_evals`` of them); a threshold falls on the first step that
+    reaches it.
     """
     every = settings.eval_every_steps
     if every is not None:
         return set(range(every - 1, last_step + 1, every)) | {last_step}
-    total = cumulative_atoms[last_step]
-    thresholds = np.geomspace(settings.first_eval_fraction * total, total, settings.num_evals)
+    total = int(cumulative_atoms[last_step])
+    thresholds = evaluation_grid(settings.first_eval_fraction, settings.num_evals, total)
     steps = np.searchsorted(cumulative_atoms[: last_step + 1], thresholds, side="left")
     return {int(s) for s in np.minimum(steps, last_step)} | {last_step}
 

@@ -26,6 +26,7 @@ from pipeline.train.augment import (
     rotate_about_centres,
     rotate_per_molecule,
 )
+from pipeline.train.flops import count_forward_flops
 from pipeline.train.loss import combine, loss_terms, validation_metrics
 from pipeline.train.optim import evaluation_weights
 from pipeline.train.settings import TrainSettings
@@ -203,6 +204,41 @@ class TrainStep:
             energy_target = energy_target.repeat(1 + rotations_m)
             batch = full
         return batch, positions, energy_target, forces_target
+
+    def prepare_model(self, indices: np.ndarray) -> None:
+        """Call the model's ``prepare`` on the first training batch (fresh runs only).
+
+        A model may fit data-dependent constants before training (GemNet-OC's scale
+        factors); it keeps them in buffers, so checkpoints and model.pt carry them and
+        a resumed or continued run never calls this again.
+        """
+        prepare = getattr(self.model, "prepare", None)
+        if prepare is None:
+            return
+        batch, _ = self.on_device(indices, self.make_batch(indices))
+        prepare(
+            batch.atomic_numbers,
+            batch.positions.to(self.dtype),
+            batch.edge_index,
+            batch.batch,
+            batch.num_molecules,
+        )
+        logger.info("%s: model.prepare on the first batch", self.label)
+
+    def forward_flops(self, indices: np.ndarray) -> dict[str, float]:
+        """FLOPs of one forward pass per atom on the batch ``indices`` (meta.json keys
+        ``forward_flops_per_atom_{counted,uncounted_estimate,total}``)."""
+        batch, _ = self.on_device(indices, self.make_batch(indices))
+        inputs = (
+            batch.atomic_numbers,
+            batch.positions.to(self.dtype),
+            batch.edge_index,
+            batch.batch,
+            len(batch.n_atoms),
+        )
+        flops = count_forward_flops(self.model, inputs)
+        atoms = int(batch.atomic_numbers.shape[0])
+        return {f"forward_flops_per_atom_{k}": v / atoms for k, v in flops.items()}
 
     # -- training -------------------------------------------------------------------------
     def train_step(self, epoch: int, indices: np.ndarray, loaded: Future | None = None):
