@@ -29,11 +29,13 @@ SMALL_HPARAMS: dict[str, dict] = {
 BROKEN_RTOL = 1e-4
 
 
-def _declared(name: str) -> frozenset[str]:
+def _declared(name: str, model: torch.nn.Module | None = None) -> frozenset[str]:
+    """The symmetries ``model`` claims: its own attribute where an option changes them
+    (the MPNN's absolute-position ablation), else its class's; skip if undeclared."""
     cls = model_class(name)
     if not hasattr(cls, "symmetries"):
         pytest.skip(f"{cls.__name__} declares no `symmetries` yet (contract 5)")
-    declared = frozenset(cls.symmetries)
+    declared = frozenset(getattr(model, "symmetries", cls.symmetries))
     assert declared <= SYMMETRIES, f"{cls.__name__}.symmetries: unknown {declared - SYMMETRIES}"
     return declared
 
@@ -92,8 +94,9 @@ def test_registry_declares_symmetries_and_force_mode(name):
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_declared_symmetries_hold_and_undeclared_ones_do_not(name, symmetry):
     """Float64: exact under each declared symmetry, broken under each undeclared one."""
-    declared = _declared(name)
+    _declared(name)
     model = _model(name)
+    declared = _declared(name, model)
     mols = random_molecules(seed=3)
     for seed in (0, 1):
         e_err, f_err = _errors(model, mols, symmetry, seed)
@@ -105,6 +108,15 @@ def test_declared_symmetries_hold_and_undeclared_ones_do_not(name, symmetry):
                 f"{name}: outputs respect the undeclared {symmetry} to {max(e_err, f_err):.1e}; "
                 f"declare it in {type(model).__name__}.symmetries"
             )
+
+
+def test_instance_declarations_follow_options():
+    """The absolute-position ablation (appendix J) claims, and has, no translation invariance."""
+    torch.manual_seed(0)
+    model = build("mpnn", **SMALL_HPARAMS["mpnn"], translation_invariant=False).double()
+    assert _declared("mpnn", model) == {"permutation"}
+    e_err, f_err = _errors(model, random_molecules(seed=3), "translation", seed=0)
+    assert max(e_err, f_err) > BROKEN_RTOL
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -123,9 +135,10 @@ def test_symmetry_checks_are_not_vacuous(name):
 def test_float32_accuracy_does_not_depend_on_distance_from_the_origin(name):
     """A 1000 Angstrom shift leaves float32 error (against float64 on the same float32
     coordinates) within a small factor of the error at the origin."""
-    if "translation" not in _declared(name):
-        pytest.skip(f"{name} is not translation invariant")
+    _declared(name)
     model64 = _model(name)
+    if "translation" not in _declared(name, model64):
+        pytest.skip(f"{name} is not translation invariant")
     model32 = _model(name, torch.float32)
     mols = random_molecules(seed=3, dtype=torch.float64)
     mols = MolBatch(mols.z, mols.pos - mols.pos.mean(0), mols.batch, mols.num_molecules)
