@@ -20,8 +20,8 @@ import tempfile
 import time
 
 from pipeline.scaling import fit_power_law, fit_sum_law, load_curves
+from pipeline.scaling.fits import fit_arch
 from pipeline.scaling.frontier import pareto_frontier, sum_law_points
-from pipeline.scaling.report import fit_arch
 from pipeline.scaling.synthetic import write_synthetic_runs
 
 

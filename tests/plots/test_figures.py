@@ -10,8 +10,8 @@ import pytest
 
 from pipeline import plots
 from pipeline.scaling import kappa_table, load_curves, pareto_frontier, sum_law_points
+from pipeline.scaling.fits import _jsonable, fit_arch
 from pipeline.scaling.frontier import add_compute
-from pipeline.scaling.report import _jsonable, fit_arch
 from pipeline.scaling.synthetic import write_synthetic_runs
 
 

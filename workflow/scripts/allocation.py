@@ -1,7 +1,7 @@
 """Compute-optimal N, D and loss at the configured budgets, with 95 % intervals (eq. 6-7)."""
 
 from pipeline.logs import configure_logging
-from pipeline.scaling.report import write_tables
+from pipeline.scaling.tables import write_tables
 
 
 def main(smk):

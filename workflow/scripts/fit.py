@@ -3,21 +3,20 @@
 from pathlib import Path
 
 from pipeline.logs import configure_logging
-from pipeline.scaling.report import write_fit
+from pipeline.scaling.fits import fit_options, write_fit
 
 
 def main(smk):
     configure_logging(smk.log[0])
+    arch = smk.wildcards.arch
     write_fit(
         [Path(curve).parent for curve in smk.input.curves],
         smk.input.kappa,
         smk.output[0],
-        arch=smk.wildcards.arch,
+        arch=arch,
         frontier_csvs=(smk.input.flops, smk.input.hours),
-        n_boot=smk.params.fit["n_boot"],
-        seed=smk.params.fit["seed"],
-        warmup=smk.params.fit["skip_fraction"],
         n_jobs=smk.threads,
+        **fit_options(smk.params.fit, arch, getattr(smk.params, "kappa", None)),
     )
 
 

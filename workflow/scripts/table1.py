@@ -1,7 +1,7 @@
 """Table 1: F_c and gamma_c from the frontier fit (eq. 4) and from eq. 5 via eq. 7."""
 
 from pipeline.logs import configure_logging
-from pipeline.scaling.report import read_fits, table1
+from pipeline.scaling.tables import read_fits, table1
 
 
 def main(smk):

@@ -1,7 +1,7 @@
 """Table 7: eq. 5 parameters (log10 A, log10 B, alpha, beta, E) with 95 % intervals."""
 
 from pipeline.logs import configure_logging
-from pipeline.scaling.report import read_fits, table7
+from pipeline.scaling.tables import read_fits, table7
 
 
 def main(smk):

@@ -25,7 +25,7 @@ import sys
 
 import pandas as pd
 
-from pipeline.scaling.report import allocation, read_fits
+from pipeline.scaling.tables import allocation, read_fits
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from pipeline.scaling._optim import STATUS_NAMES, lbfgs_batch
+from pipeline.scaling.identify import choose_e_mode, identify_power_law, identify_sum_law
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +78,57 @@ def _as_columns(label: str | None, what: str, min_points: int, **cols) -> dict[s
     return out
 
 
-def _bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """int [n_boot, n]: multiplicities of n points resampled with replacement."""
+BOOTSTRAP_UNITS = ("run", "point", "run_point")
+
+
+def group_codes(groups, n: int, label: str | None = None) -> tuple[np.ndarray, int]:
+    """int [n] codes 0..R-1 of the independent unit of each point, and R.
+
+    ``groups=None`` makes every point its own unit.
+    """
+    if groups is None:
+        return np.arange(n), n
+    g = np.asarray(groups).reshape(-1)
+    if g.size != n:
+        raise ValueError(f"{_prefix(label)}groups has {g.size} entries for {n} points")
+    _, codes = np.unique(g.astype(str), return_inverse=True)
+    return codes.astype(np.int64), int(codes.max()) + 1
+
+
+def run_counts(n_runs: int, n_boot: int, seed: int) -> np.ndarray:
+    """int [n_boot, n_runs]: multiplicities of n_runs units resampled with replacement."""
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
+    return rng.multinomial(n_runs, np.full(n_runs, 1.0 / n_runs), size=n_boot)
+
+
+def bootstrap_weights(
+    groups, n: int, n_boot: int, seed: int, unit: str = "run", label: str | None = None
+) -> np.ndarray:
+    """float [n_boot, n]: multiplicity of each point in each bootstrap resample.
+
+    Parameters
+    ----------
+    groups : array [n] or None
+        The training pass (``run_id``) of each point; None: every point is its own.
+    n, n_boot, seed : int
+        Points, resamples and the seed of the resampling generator.
+    unit : {"run", "point", "run_point"}
+        ``"point"``: points with replacement (independent points). ``"run"``: whole
+        passes with replacement; every point of a drawn pass comes with it, as
+        often as the pass is drawn. ``"run_point"``: passes first, then ``n``
+        points with replacement from the points of the drawn passes (two stages).
+    """
+    if unit not in BOOTSTRAP_UNITS:
+        raise ValueError(f"bootstrap unit must be one of {BOOTSTRAP_UNITS}, got {unit!r}")
+    if unit == "point":
+        return run_counts(n, n_boot, seed).astype(np.float64)
+    codes, n_runs = group_codes(groups, n, label)
+    counts = run_counts(n_runs, n_boot, seed)[:, codes].astype(np.float64)
+    if unit == "run":
+        return counts
+    rng = np.random.default_rng([seed, 1])
+    p = counts / counts.sum(axis=1, keepdims=True)
+    return np.stack([rng.multinomial(n, row) for row in p]).astype(np.float64)
 
 
 def _percentile_ci(samples: np.ndarray) -> list[float]:
@@ -227,17 +275,33 @@ def _fit_with_bootstrap(
     identifiable: Callable[[np.ndarray], bool],
     label: str | None,
     what: str,
+    *,
+    weights: np.ndarray | None = None,
+    boot_weights: np.ndarray | None = None,
+    full_top_k: int | None = None,
 ) -> dict:
     """Full-data fit from every start, then n_boot multi-start refits on resamples.
+
+    ``full_top_k``: run the full-data fit from only the best ``full_top_k`` grid
+    points of its objective (None: every grid point).
+
+    ``weights`` (float [n]) weighs the points of the full-data fit (default 1);
+    ``boot_weights`` (float [n_boot, n]) gives each resample's multiplicities
+    (default: points resampled with replacement).
 
     Returns dict with theta [P], fun, n_starts, n_starts_converged, samples [n_ok, P],
     n_boot_failed, boot_failures {reason: count}.
     """
-    starts = law.starts()
+    grid = law.starts()
+    starts = grid
     n = law.y.size
     n_s = starts.shape[0]
-    ones = np.ones((n_s, n))
-    x, f, st = _minimise(law, starts, ones, np.arange(n_s))
+    w_full = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if full_top_k is not None and full_top_k < n_s:
+        h0, _ = _huber(law.residuals(starts), law.delta)
+        starts = starts[np.argsort(h0 @ w_full, kind="stable")[:full_top_k]]
+        n_s = starts.shape[0]
+    x, f, st = _minimise(law, starts, np.tile(w_full, (n_s, 1)), np.arange(n_s))
     conv = st <= 1
     if not np.any(conv):
         reasons = {STATUS_NAMES[int(s)]: int(np.sum(st == s)) for s in np.unique(st)}
@@ -260,8 +324,13 @@ def _fit_with_bootstrap(
 
     failures: dict[str, int] = {}
     samples = np.empty((0, law.n_par))
+    if boot_weights is not None:
+        n_boot = int(boot_weights.shape[0])
     if n_boot > 0:
-        counts = _bootstrap_counts(n, n_boot, seed).astype(np.float64)
+        if boot_weights is None:
+            counts = run_counts(n, n_boot, seed).astype(np.float64)
+        else:
+            counts = np.asarray(boot_weights, dtype=np.float64)
         ident = np.array([identifiable(c > 0) for c in counts])
         n_degenerate = int(np.sum(~ident))
         if n_degenerate:
@@ -269,12 +338,12 @@ def _fit_with_bootstrap(
         counts = counts[ident]
         nb = counts.shape[0]
         # grid objective of every resample at every start: [nb, n_s]
-        h, _ = _huber(law.residuals(starts), law.delta)  # [n_s, n]
+        h, _ = _huber(law.residuals(grid), law.delta)  # [n_grid, n]
         grid_obj = counts @ h.T
-        k = min(top_k, n_s)
+        k = min(top_k, grid.shape[0])
         top = np.argpartition(grid_obj, k - 1, axis=1)[:, :k]  # [nb, k]
         weights = np.repeat(counts, k, axis=0)
-        bx, bf, bst = _minimise(law, starts, weights, top.reshape(-1))
+        bx, bf, bst = _minimise(law, grid, weights, top.reshape(-1))
         bx = bx.reshape(nb, k, -1)
         bf = np.where(bst <= 1, bf, np.inf).reshape(nb, k)
         ok = np.isfinite(bf).any(axis=1)
@@ -311,27 +380,36 @@ def _fit_with_bootstrap(
     }
 
 
-def _run_info(r: dict, n_boot: int, top_k: int) -> dict:
+def _run_info(r: dict, n_boot: int, top_k: int, unit: str = "point", n_units: int = 0) -> dict:
     """What every fit reports about its optimisation and bootstrap (``r``: _fit_with_bootstrap)."""
     return {
         "n_boot": int(n_boot),
+        "bootstrap_unit": unit,
+        "n_bootstrap_units": int(n_units),
         "n_boot_failed": r["n_boot_failed"],
         "boot_failures": r["boot_failures"],
         "objective": r["fun"],
         "n_starts": r["n_starts"],
         "n_starts_converged": r["n_starts_converged"],
-        **_method_info(top_k),
+        **_method_info(top_k, unit),
     }
 
 
-def _method_info(top_k: int) -> dict:
+_UNIT_WORDS = {
+    "point": "points",
+    "run": "whole training passes (run_id)",
+    "run_point": "training passes, then points within them",
+}
+
+
+def _method_info(top_k: int, unit: str = "point") -> dict:
     return {
         "loss": "huber on log residuals",
         "huber_delta": HUBER_DELTA,
         "reduction": REDUCTION,
         "optimizer": "L-BFGS (batched, unbounded) from a grid of starts, best converged kept",
         "bootstrap_starts": f"top {top_k} grid points of each resample's objective",
-        "interval": "95% percentile, non-parametric bootstrap over points",
+        "interval": f"95% percentile, non-parametric bootstrap over {_UNIT_WORDS[unit]}",
     }
 
 
@@ -347,6 +425,11 @@ def fit_power_law(
     label: str | None = None,
     top_k: int = 6,
     return_samples: bool = False,
+    groups=None,
+    unit: str = "point",
+    weights=None,
+    boot_weights=None,
+    full_top_k: int | None = None,
 ) -> dict:
     """Fit eq. (4) with L_inf = 0: ``L = F * C**-gamma``.
 
@@ -367,6 +450,19 @@ def fit_power_law(
     return_samples : bool
         Also return the successful bootstrap estimates under ``"samples"``
         ({"F": [...], "gamma": [...]}).
+    groups : array [n], optional
+        Training pass (``run_id``) of each point: the bootstrap unit when ``unit`` is
+        ``"run"`` or ``"run_point"`` (see :func:`bootstrap_weights`).
+    unit : {"point", "run", "run_point"}
+        What the bootstrap resamples.
+    weights : float [n], optional
+        Weight of each point in the full-data fit (default 1; 0 leaves a point out).
+    boot_weights : float [B, n], optional
+        Multiplicities of every resample, overriding ``n_boot``, ``groups`` and
+        ``unit`` (e.g. a frontier re-extracted inside each resample of runs).
+    full_top_k : int, optional
+        Start the full-data fit from only the best ``full_top_k`` grid points of
+        its objective (None: from every grid point).
 
     Returns
     -------
@@ -391,17 +487,27 @@ def fit_power_law(
     def identifiable(mask):
         return np.unique(x_all[mask]).size >= 2
 
-    r = _fit_with_bootstrap(law, n_boot, seed, top_k, identifiable, label, "eq. 4 fit")
+    if boot_weights is None and n_boot > 0:
+        boot_weights = bootstrap_weights(groups, c.size, n_boot, seed, unit, label)
+    n_units = c.size if groups is None or unit == "point" else group_codes(groups, c.size)[1]
+    r = _fit_with_bootstrap(
+        law, n_boot, seed, top_k, identifiable, label, "eq. 4 fit",
+        weights=weights, boot_weights=boot_weights, full_top_k=full_top_k,
+    )  # fmt: skip
+    if boot_weights is not None:
+        n_boot = int(boot_weights.shape[0])
+    used = np.ones(c.size, dtype=bool) if weights is None else np.asarray(weights) > 0
     f_hat, g_hat = r["theta"]
     s = r["samples"]
     out = {
         "F": float(np.exp(f_hat)),
         "gamma": float(g_hat),
         "ci": {"F": _percentile_ci(np.exp(s[:, 0])), "gamma": _percentile_ci(s[:, 1])},
-        "n_points": int(c.size),
-        "x_range": [float(c.min()), float(c.max())],
-        **_run_info(r, n_boot, top_k),
+        "n_points": int(np.count_nonzero(used)),
+        "x_range": [float(c[used].min()), float(c[used].max())],
+        **_run_info(r, n_boot, top_k, unit, n_units),
     }
+    out.update(identify_power_law(out))
     if label is not None:
         out["label"] = label
     if return_samples:
@@ -422,6 +528,10 @@ def fit_sum_law(
     top_k: int = 6,
     return_samples: bool = False,
     min_d_decades: float = 1.0,
+    groups=None,
+    unit: str = "point",
+    boot_weights=None,
+    full_top_k: int | None = None,
 ) -> dict:
     """Fit eq. (5): ``L = E + A * N**-alpha + B * D**-beta``.
 
@@ -449,7 +559,10 @@ def fit_sum_law(
         Also return the successful bootstrap estimates under ``"samples"``
         ({name: [...]} for the five parameters).
     min_d_decades : float
-        Below this span of log10 D, E and beta are flagged as traded off.
+        Below this span of log10 D, E and beta are flagged as traded off
+        (informational: which fit Table 1 uses is :func:`choose_e_mode`'s decision).
+    groups, unit, boot_weights, full_top_k
+        The bootstrap unit and starts, as in :func:`fit_power_law`.
 
     Returns
     -------
@@ -482,8 +595,17 @@ def fit_sum_law(
             and np.unique(np.stack([nn[mask], dd[mask]]), axis=1).shape[1] >= n_par - 1
         )
 
-    r = _fit_with_bootstrap(law, n_boot, seed, top_k, identifiable, label, what)
+    if boot_weights is None and n_boot > 0:
+        boot_weights = bootstrap_weights(groups, nn.size, n_boot, seed, unit, label)
+    n_units = nn.size if groups is None or unit == "point" else group_codes(groups, nn.size)[1]
+    r = _fit_with_bootstrap(
+        law, n_boot, seed, top_k, identifiable, label, what,
+        boot_weights=boot_weights, full_top_k=full_top_k,
+    )  # fmt: skip
+    if boot_weights is not None:
+        n_boot = int(boot_weights.shape[0])
     th, s = r["theta"], r["samples"]
+    resid = law.residuals(th[None, :])[0]
 
     def params(t):
         e = np.exp(t[..., 4]) if not fix_e_zero else np.zeros(t.shape[:-1])
@@ -503,9 +625,12 @@ def fit_sum_law(
             "d_span_decades": d_span,
             "n_span_decades": float(np.log10(nn.max() / nn.min())),
             "e_beta_tradeoff": bool(tradeoff),
-            **_run_info(r, n_boot, top_k),
+            "rss_log": float(np.sum(resid**2)),
+            "n_params_fitted": int(law.n_par),
+            **_run_info(r, n_boot, top_k, unit, n_units),
         }
     )
+    out.update(identify_sum_law(out))
     if not fix_e_zero:
         out["corr_E_beta"] = _spearman(samp["E"], samp["beta"])
     if label is not None:
@@ -515,20 +640,16 @@ def fit_sum_law(
     if not fix_e_zero:
         if compare_e_zero is None:
             compare_e_zero = tradeoff
-        if tradeoff:
-            logger.warning(
-                "%sD spans %.2f decades (< %.1f): E and beta trade off; "
-                "Table 1 uses the fit with E = 0",
-                _prefix(label),
-                d_span,
-                min_d_decades,
-            )
-        out["table1_fit"] = "e_zero" if tradeoff else "free"
+        out["table1_fit"] = "free"
         if compare_e_zero:
             out["e_zero"] = fit_sum_law(
                 nn, dd, ll, n_boot, seed, label=label, fix_e_zero=True,
                 top_k=top_k, return_samples=return_samples, min_d_decades=min_d_decades,
+                groups=groups, unit=unit, boot_weights=boot_weights, full_top_k=full_top_k,
             )  # fmt: skip
+            decision = choose_e_mode(out, out["e_zero"])
+            out["table1_fit"] = decision["used"]
+            out["e_mode_decision"] = decision
     else:
         out["table1_fit"] = "e_zero"
     return out

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 REQUIRED_CURVE_COLUMNS = ("step", "atoms_seen", "train_seconds", "eval_seconds", "val_loss")
 META_KEYS = ("arch", "width", "fraction", "n_params")
 X_COLUMNS = {"flops": "compute_pflops", "hours": "hours"}
+COMPUTE_MODES = ("measured", "kappa")
+FLOPS_MODES = ("counted", "total")
 
 
 def load_curves(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
@@ -37,7 +39,10 @@ def load_curves(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     DataFrame
         One row per evaluation: the curve columns plus ``run`` (the folder),
         ``arch``, ``width``, ``fraction``, ``n_params``, ``variant`` (``"base"``
-        when meta has none) and ``hours``. Rows whose ``val_loss`` is NaN or
+        when meta has none), ``seed``, ``run_id`` (the training pass, see
+        :func:`run_identity`), the measured ``forward_flops_per_atom_counted`` /
+        ``_total`` and ``forward_passes_per_step`` (NaN / 1 when meta has none)
+        and ``hours``. Rows whose ``val_loss`` is NaN or
         infinite (a diverged evaluation) are dropped; the counts per run are
         logged and stored in ``df.attrs["dropped"]`` ({run: count}).
 
@@ -76,6 +81,13 @@ def load_curves(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
         df.insert(3, "width", meta["width"])
         df.insert(4, "fraction", float(meta["fraction"]))
         df.insert(5, "n_params", int(meta["n_params"]))
+        seed, run_id = run_identity(meta)
+        df.insert(6, "seed", seed)
+        df.insert(7, "run_id", run_id)
+        for mode in FLOPS_MODES:
+            value = meta.get(f"forward_flops_per_atom_{mode}")
+            df[f"forward_flops_per_atom_{mode}"] = float("nan") if value is None else float(value)
+        df["forward_passes_per_step"] = int(meta.get("forward_passes_per_step") or 1)
         frames.append(df)
     if not frames:
         raise ValueError("load_curves: no run folders given")
@@ -83,6 +95,28 @@ def load_curves(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     out["hours"] = (out["train_seconds"] + out["eval_seconds"]) / 3600.0
     out.attrs["dropped"] = dropped
     return out
+
+
+def run_identity(meta: Mapping) -> tuple[int, str]:
+    """(seed, run_id) of a run folder's meta.json: the training pass that wrote it.
+
+    ``run_id`` comes from meta (contract 2); without it, it is built from the
+    variant, arch, width, seed and, unless the meta says the folder came from a
+    shared-fraction pass (``shared_run_fractions``), the fraction. ``seed``
+    falls back to ``train.seed`` and then 0.
+    """
+    seed = meta.get("seed")
+    if seed is None:
+        seed = (meta.get("train") or {}).get("seed", 0)
+    seed = int(seed)
+    run_id = meta.get("run_id")
+    if not run_id:
+        variant = str(meta.get("variant") or "base")
+        parts = [variant, str(meta["arch"]), f"w{meta['width']}"]
+        if not meta.get("shared_run_fractions"):
+            parts.append(f"f{float(meta['fraction']):g}")
+        run_id = "/".join([*parts, f"seed{seed}"])
+    return seed, str(run_id)
 
 
 def smooth_curves(curves: pd.DataFrame, ema: float | None) -> pd.DataFrame:
@@ -104,12 +138,39 @@ def smooth_curves(curves: pd.DataFrame, ema: float | None) -> pd.DataFrame:
     return out
 
 
-def add_compute(curves: pd.DataFrame, kappa: float | Mapping[str, float]) -> pd.DataFrame:
-    """Add ``compute_pflops = 3 kappa N D / 1e15`` (D = atoms_seen) to every row.
+def add_compute(
+    curves: pd.DataFrame,
+    kappa: float | Mapping[str, float] | None,
+    *,
+    compute: Literal["kappa", "measured"] = "kappa",
+    flops: Literal["counted", "total"] = "total",
+) -> pd.DataFrame:
+    """Add ``compute_pflops`` (training compute in PFLOPs) to every row.
 
-    ``kappa`` is one float or {arch: kappa}; an arch without kappa raises ValueError.
+    ``compute="kappa"``: ``3 kappa N D / 1e15`` (eq. 3, D = atoms_seen); ``kappa``
+    is one float or {arch: kappa} and an arch without kappa raises ValueError.
+    ``compute="measured"``: ``3 * forward_flops_per_atom_<flops> *
+    forward_passes_per_step * D / 1e15`` from each run's meta.json (the model's own
+    measured forward FLOPs, the backward pass counted as twice the forward);
+    a run without them raises ValueError naming it.
     """
+    if compute not in COMPUTE_MODES:
+        raise ValueError(f"fit.compute must be one of {COMPUTE_MODES}, got {compute!r}")
+    if flops not in FLOPS_MODES:
+        raise ValueError(f"kappa.flops must be one of {FLOPS_MODES}, got {flops!r}")
     out = curves.copy()
+    if compute == "measured":
+        col = f"forward_flops_per_atom_{flops}"
+        per_atom = out[col] if col in out.columns else pd.Series(np.nan, index=out.index)
+        missing = sorted(set(out.loc[~np.isfinite(per_atom.to_numpy(float)), "run"]))
+        if missing:
+            raise ValueError(
+                f"fit.compute = 'measured': meta.json of {len(missing)} run(s) has no "
+                f"{col!r} (e.g. {missing[0]}); retrain them or set fit.compute: kappa"
+            )
+        passes = out["forward_passes_per_step"] if "forward_passes_per_step" in out else 1
+        out["compute_pflops"] = 3.0 * per_atom * passes * out["atoms_seen"] / 1e15
+        return out
     if isinstance(kappa, Mapping):
         missing = sorted(set(out["arch"]) - set(kappa))
         if missing:
@@ -136,6 +197,8 @@ def pareto_frontier(
     *,
     warmup: float = 0.1,
     ema: float | None = None,
+    compute: Literal["kappa", "measured"] = "kappa",
+    flops: Literal["counted", "total"] = "total",
 ) -> pd.DataFrame:
     """Lower envelope of validation loss against compute, per (arch, variant).
 
@@ -157,6 +220,8 @@ def pareto_frontier(
     ema : float, optional
         EMA smoothing factor of the curves before the envelope (0.9 in the paper
         for GemNet-OC).
+    compute, flops : str
+        How each row's compute is obtained (see :func:`add_compute`).
 
     Returns
     -------
@@ -168,19 +233,8 @@ def pareto_frontier(
     if x not in X_COLUMNS:
         raise ValueError(f"x must be one of {sorted(X_COLUMNS)}, got {x!r}")
     col = X_COLUMNS[x]
-    df = drop_warmup(add_compute(smooth_curves(curves, ema), kappa), warmup)
-    nonpos = df[col] <= 0
-    if nonpos.any():
-        logger.warning("dropped %d row(s) with %s <= 0 from the frontier", nonpos.sum(), col)
-        df = df.loc[~nonpos]
-    keep = [
-        c
-        for c in (
-            "arch", "variant", "run", "width", "fraction", "n_params", "step",
-            "atoms_seen", "compute_pflops", "hours", "val_loss", "val_loss_raw",
-        )
-        if c in df.columns
-    ]  # fmt: skip
+    df = frontier_candidates(curves, kappa, x, warmup=warmup, ema=ema, compute=compute, flops=flops)
+    keep = [c for c in FRONTIER_COLUMNS if c in df.columns]
     parts = []
     for _, g in df.groupby(["arch", "variant"], sort=True):
         g = g.sort_values([col, "val_loss"], kind="stable")
@@ -194,18 +248,86 @@ def pareto_frontier(
     return out
 
 
+FRONTIER_COLUMNS = (
+    "arch", "variant", "run", "run_id", "seed", "width", "fraction", "n_params", "step",
+    "atoms_seen", "compute_pflops", "hours", "val_loss", "val_loss_raw",
+)  # fmt: skip
+
+
+def frontier_candidates(
+    curves: pd.DataFrame,
+    kappa: float | Mapping[str, float] | None,
+    x: Literal["flops", "hours"] = "flops",
+    *,
+    warmup: float = 0.1,
+    ema: float | None = None,
+    compute: Literal["kappa", "measured"] = "kappa",
+    flops: Literal["counted", "total"] = "total",
+) -> pd.DataFrame:
+    """Rows that may lie on a frontier: smoothed, with compute, after warm-up, x > 0."""
+    if x not in X_COLUMNS:
+        raise ValueError(f"x must be one of {sorted(X_COLUMNS)}, got {x!r}")
+    col = X_COLUMNS[x]
+    df = smooth_curves(curves, ema)
+    df = drop_warmup(add_compute(df, kappa, compute=compute, flops=flops), warmup)
+    nonpos = df[col] <= 0
+    if nonpos.any():
+        logger.warning("dropped %d row(s) with %s <= 0 from the frontier", nonpos.sum(), col)
+        df = df.loc[~nonpos]
+    return df
+
+
+def resampled_frontier_weights(
+    x: np.ndarray, loss: np.ndarray, run_codes: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    """Frontier of each resample of runs, as multiplicities of the candidate rows.
+
+    Parameters
+    ----------
+    x, loss : float [n]
+        Compute and loss of the candidate rows (one arch and variant).
+    run_codes : int [n]
+        Training pass (0..R-1) of each row.
+    counts : int [B, R]
+        How often each pass is drawn in each resample.
+
+    Returns
+    -------
+    float [B, n]
+        Row i's weight in resample b: the count of its pass when the row is on the
+        lower envelope of the rows of the passes drawn in b (same rule as
+        :func:`pareto_frontier`), else 0. ``counts`` of ones gives the full-data
+        frontier.
+    """
+    order = np.lexsort((loss, x))
+    inv = np.empty_like(order)
+    inv[order] = np.arange(order.size)
+    loss_sorted = loss[order]
+    out = np.zeros((counts.shape[0], x.size))
+    for lo in range(0, counts.shape[0], 256):
+        m = counts[lo : lo + 256][:, run_codes[order]].astype(np.float64)  # [b, n] sorted
+        masked = np.where(m > 0, loss_sorted[None, :], np.inf)
+        best = np.minimum.accumulate(masked, axis=1)
+        before = np.concatenate([np.full((m.shape[0], 1), np.inf), best[:, :-1]], axis=1)
+        on = (m > 0) & (loss_sorted[None, :] < before)
+        out[lo : lo + 256] = np.where(on, m, 0.0)[:, inv]
+    return out
+
+
 def sum_law_points(curves: pd.DataFrame, *, ema: float | None = None) -> pd.DataFrame:
     """(N, D, L) triplets for eq. (5): the final evaluation of each run.
 
     Returns
     -------
     DataFrame
-        One row per run: ``arch, variant, run, width, fraction, n`` (parameters),
+        One row per run: ``arch, variant, run, run_id, seed, width, fraction, n`` (parameters),
         ``d`` (atoms seen at the final evaluation), ``loss`` (its val_loss).
     """
     df = smooth_curves(curves, ema)
     last = df.loc[df.groupby("run", sort=False)["step"].idxmax()]
-    out = last[["arch", "variant", "run", "width", "fraction", "n_params", "atoms_seen"]].rename(
+    cols = ["arch", "variant", "run", "run_id", "seed", "width", "fraction", "n_params",
+            "atoms_seen"]  # fmt: skip
+    out = last[[c for c in cols if c in last.columns]].rename(
         columns={"n_params": "n", "atoms_seen": "d"}
     )
     out["loss"] = last["val_loss"].to_numpy()
@@ -220,6 +342,8 @@ def write_frontiers(
     *,
     warmup: float = 0.1,
     ema: float | None = None,
+    compute: Literal["kappa", "measured"] = "kappa",
+    flops: Literal["counted", "total"] = "total",
 ) -> None:
     """Read runs and ``kappa.csv``; write ``{arch}_flops.csv`` and ``{arch}_hours.csv``."""
     from pipeline.scaling.kappa import read_kappa
@@ -227,7 +351,7 @@ def write_frontiers(
     curves = load_curves(run_dirs)
     kappa = read_kappa(kappa_csv)
     for x, path in (("flops", out_flops), ("hours", out_hours)):
-        fr = pareto_frontier(curves, kappa, x, warmup=warmup, ema=ema)
+        fr = pareto_frontier(curves, kappa, x, warmup=warmup, ema=ema, compute=compute, flops=flops)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fr.to_csv(path, index=False)
         logger.info("wrote %s (%d frontier points)", path, len(fr))

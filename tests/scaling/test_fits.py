@@ -9,8 +9,9 @@ import pytest
 
 from pipeline.scaling import allocation, compute_optimal, table1, table7
 from pipeline.scaling.allocate import main as allocate_main
-from pipeline.scaling.report import read_fits, write_fit, write_tables
+from pipeline.scaling.fits import write_fit
 from pipeline.scaling.synthetic import write_synthetic_runs
+from pipeline.scaling.tables import read_fits, write_tables
 
 TRUTH = {"A": 10**2.109, "B": 10**3.261, "alpha": 0.524, "beta": 0.499}
 KAPPA = 12.0
@@ -39,7 +40,11 @@ def test_fit_json_contents(fit_json):
     fit = json.loads(fit_json.read_text())  # valid JSON (no NaN tokens)
     for key in ("eq4_flops", "eq4_hours", "eq5_free", "eq5_e_zero", "eq7", "extrapolation"):
         assert key in fit
-    assert fit["eq5_used"] == "free"  # D spans 2 decades
+    # the truth has E = 0: AICc does not prefer the free fit by the margin
+    assert fit["eq5_used"] == "e_zero"
+    assert fit["e_mode_decision"]["delta_aicc"] <= fit["e_mode_decision"]["margin"]
+    assert fit["bootstrap_unit"] == "run" and fit["seeds"] == [0]
+    assert fit["eq7"]["identified"] and fit["eq4_flops"]["identified"]
     assert fit["eq5_free"]["d_span_decades"] == pytest.approx(2.0)
     assert fit["eq5_free"]["alpha"] == pytest.approx(TRUTH["alpha"], abs=0.05)
     assert fit["eq5_free"]["beta"] == pytest.approx(TRUTH["beta"], abs=0.05)
@@ -120,7 +125,7 @@ def test_fit_arch_rejects_mixed_archs(tmp_path):
 
 
 def test_eq7_without_positive_exponents_is_a_clear_error():
-    from pipeline.scaling.report import eq7_with_intervals
+    from pipeline.scaling.fits import eq7_with_intervals
 
     flat = {"A": 1.0, "B": 1.0, "alpha": -0.03, "beta": 0.1, "samples": {}}
     with pytest.raises(ValueError, match="mpnn: eq. 5 fit .*alpha = -0.03.* no compute-optimal"):

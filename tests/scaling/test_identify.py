@@ -1,0 +1,119 @@
+"""Identification criteria, describe_estimate, the e_mode decision and fit settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.scaling import describe_estimate, fit_arch, fit_options, load_curves, table1, table7
+from pipeline.scaling.identify import (
+    MAX_REL_WIDTH,
+    choose_e_mode,
+    exponent_problem,
+    identify_eq7,
+    identify_sum_law,
+)
+from pipeline.scaling.synthetic import write_synthetic_runs
+from pipeline.scaling.tables import allocation
+
+
+def test_exponent_outside_plausible_range_is_not_identified():
+    assert "outside the plausible range" in exponent_problem("alpha", -55.0)
+    assert "outside the plausible range" in exponent_problem("beta", 29.9, [0.155, 31.9])
+    assert exponent_problem("alpha", 0.3, [0.2, 0.4]) is None
+
+
+def test_interval_including_zero_or_too_wide_is_not_identified():
+    assert "includes 0" in exponent_problem("alpha", 0.3, [-0.1, 0.5])
+    wide = [0.01, 0.01 + 0.3 * (MAX_REL_WIDTH + 0.1)]
+    assert "too wide to inform" in exponent_problem("alpha", 0.3, wide)
+    # without a bootstrap only the range is checked
+    assert exponent_problem("alpha", 0.3, [None, None], n_boot=0) is None
+
+
+def test_eq7_inherits_eq5_verdict():
+    s5 = {"alpha": 2.03, "beta": 0.3, "ci": {"alpha": [1.0, 3.0], "beta": [0.2, 0.4]},
+          "n_boot": 100, "n_boot_failed": 0}  # fmt: skip
+    s5.update(identify_sum_law(s5))
+    assert not s5["identified"] and "alpha = 2.03" in s5["not_identified_reason"]
+    e7 = {"gamma_c": 0.26, "ci": {"gamma_c": [0.2, 0.3]}, "n_samples": 100}
+    v = identify_eq7(e7, s5)
+    assert not v["identified"] and v["not_identified_reason"].startswith("eq. 5 not identified")
+
+
+def test_describe_estimate():
+    fit = {"alpha": 0.3123, "ci": {"alpha": [0.25, 0.38]}, "identified": True}
+    assert describe_estimate(fit, "alpha") == "0.312 [0.25, 0.38]"
+    bad = {"alpha": -55.0, "identified": False, "not_identified_reason": "alpha = -55 outside"}
+    assert describe_estimate(bad, "alpha") == "not identified (alpha = -55 outside)"
+
+
+def test_choose_e_mode_margin():
+    base = {"n_points": 30}
+    free = {**base, "rss_log": 0.010, "n_params_fitted": 5}
+    zero = {**base, "rss_log": 0.011, "n_params_fitted": 4}
+    assert choose_e_mode(free, zero)["used"] == "e_zero"  # 10 % less RSS: not enough
+    zero_bad = {**base, "rss_log": 0.02, "n_params_fitted": 4}
+    d = choose_e_mode(free, zero_bad)
+    assert d["used"] == "free" and d["delta_aicc"] > d["margin"]
+    assert "AICc" in d["reason"]
+
+
+@pytest.mark.parametrize("true_e", [0.0, 0.3])
+def test_e_mode_auto_does_not_flip_at_one_decade_of_d(tmp_path, true_e):
+    """The old rule flipped between D spans of 0.9998 and 1.0002 decades; AICc does not."""
+    decisions = []
+    for i, frac in enumerate((0.1 * 1.0005, 0.1 / 1.0005)):
+        dirs = write_synthetic_runs(
+            tmp_path / f"{true_e}_{i}", "synth", n_params=(2e4, 6e4, 2e5, 6e5, 2e6),
+            fractions=(frac, 0.2, 0.4, 0.7, 1.0), E=true_e, noise=0.01, n_evals=10, seed=5,
+        )  # fmt: skip
+        fit = fit_arch(load_curves(dirs), 2.0, n_boot=0, full_top_k=30, extrapolation=False)
+        span = fit["eq5_free"]["d_span_decades"]
+        assert (span < 1.0) == (i == 0)  # the two studies sit on both sides of the old boundary
+        decisions.append(fit["e_mode_decision"])
+    assert decisions[0]["used"] == decisions[1]["used"]
+    assert decisions[0]["delta_aicc"] == pytest.approx(decisions[1]["delta_aicc"], abs=0.5)
+
+
+def test_e_mode_requested_is_used_and_noted(tmp_path):
+    dirs = write_synthetic_runs(tmp_path, "synth", n_params=(2e4, 2e5, 2e6),
+                                fractions=(0.1, 0.4, 1.0), noise=0.01, n_evals=8)  # fmt: skip
+    fit = fit_arch(load_curves(dirs), 2.0, n_boot=10, e_mode="free", full_top_k=20,
+                   extrapolation=False)  # fmt: skip
+    assert fit["eq5_used"] == "free" and fit["eq5_used_reason"].startswith("e_mode = 'free'")
+    t1 = table1({"synth": fit})
+    assert t1["eq5_fit"].tolist() == ["free", "free"]
+    assert t1["e_mode_note"].iloc[0].startswith("e_mode = 'free' requested")
+
+
+def test_tables_print_not_identified_instead_of_numbers(tmp_path):
+    """A ladder whose loss does not fall with N: alpha not identified anywhere."""
+    dirs = write_synthetic_runs(
+        tmp_path, "flat", n_params=(1e4, 3e4, 1e5), fractions=(0.25, 0.5, 1.0),
+        d_max=1e5, A=1e-3, alpha=-0.3, B=10**1.5, beta=0.4, noise=0.005, n_evals=8, seed=2,
+    )  # fmt: skip
+    fit = fit_arch(load_curves(dirs), 2.0, n_boot=20, full_top_k=20, extrapolation=False)
+    assert not fit["eq7"]["identified"]
+    t1 = table1({"flat": fit}).set_index("param")
+    assert (
+        np.isnan(t1.loc["gamma_c", "eq7"])
+        and "eq. 7: not identified (" in t1.loc["gamma_c", "note"]
+    )
+    t7 = table7({"flat": fit})
+    s = fit["eq5_free"] if fit["eq5_used"] == "free" else fit["eq5_e_zero"]
+    if not s["identified"]:
+        assert np.isnan(t7["alpha"].iloc[0]) and t7["note"].iloc[0].startswith("eq. 5: not")
+    alloc = allocation({"flat": fit}, [1.0])
+    assert alloc["note"].iloc[0].startswith("not identified (")
+    assert np.isnan(alloc.get("n_opt", np.array([np.nan]))[0])
+
+
+def test_fit_options_defaults_and_ema_per_arch():
+    opts = fit_options({"n_boot": 50, "seed": 1, "skip_fraction": 0.2,
+                        "ema": {"gemnet_oc": 0.9}}, "gemnet_oc", {"flops": "counted"})  # fmt: skip
+    assert opts == {"n_boot": 50, "seed": 1, "warmup": 0.2, "e_mode": "auto", "ema": 0.9,
+                    "compute": "measured", "flops": "counted", "unit": "run"}  # fmt: skip
+    assert fit_options({}, "mpnn")["ema"] is None
+    with pytest.raises(ValueError, match="fit.ema"):
+        fit_options({"ema": 0.9}, "mpnn")
