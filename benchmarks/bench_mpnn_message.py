@@ -52,7 +52,7 @@ def make_batch(mols, reference: np.ndarray, mean: float, sigma: float):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=600, help="at least 1")
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--layers", type=int, default=4)
@@ -77,6 +77,15 @@ def main() -> None:
         make_batch(val_mols[i : i + 64], reference, mean, sigma)
         for i in range(0, len(val_mols), 64)
     ]
+
+    # the trivial predictor (zero referenced energy, zero forces) for scale
+    zero = np.zeros(2)
+    for *_, n_atoms, energy, forces in val_batches:
+        terms = loss_terms(
+            torch.zeros_like(energy), torch.zeros_like(forces), energy, forces, n_atoms
+        )
+        zero += [float(terms.energy_sum), float(terms.force_sum)]
+    print(f"zero predictor: val loss {zero.sum() / args.val:.4f}")
 
     for message_input in ("paper", "radial_basis"):
         torch.manual_seed(args.seed)
