@@ -39,6 +39,7 @@ from pipeline.models.so3 import (
     WignerFromPoints,
     edge_frames,
     m_major_index,
+    rotate,
     safe_norm,
 )
 
@@ -183,8 +184,8 @@ class _Block(nn.Module):
         edge_feat: torch.Tensor,
         src: torch.Tensor,
         dst: torch.Tensor,
-        wigner: list[torch.Tensor],
-        wigner_back: list[torch.Tensor],
+        wigner: torch.Tensor,
+        wigner_back: torch.Tensor,
         agg_weight: torch.Tensor,
     ) -> torch.Tensor:
         """One layer.
@@ -197,32 +198,37 @@ class _Block(nn.Module):
             Invariant edge inputs of the radial MLP.
         src, dst : long [E]
             Neighbour u and centre v of each edge.
-        wigner : list of Tensor [E, rows_g, S]
-            Rows of ``D(R_uv)`` per order group.
-        wigner_back : list of Tensor [E, S, rows_g]
+        wigner : Tensor [E, K, S]
+            The ``K`` m-major rows of ``D(R_uv)`` (all order groups).
+        wigner_back : Tensor [E, S, K]
             Their transposes times the cutoff envelope.
-        agg_weight : Tensor [A]
+        agg_weight : Tensor [A, 1]
             1/degree (mean) or a constant (sum).
 
         Returns
         -------
         Tensor [A, S, C]
         """
+        num_atoms, size, channels = x.shape
         num_edges = src.shape[0]
-        h = self.norm_1(x)
-        pair = torch.cat((h.index_select(0, src), h.index_select(0, dst)), dim=2)  # [E, S, 2C]
-        # rotate into the edge frame, one flat tensor per order group: [E, rows_g * 2C]
-        xs = [torch.bmm(w, pair).view(num_edges, w.shape[1] * pair.shape[2]) for w in wigner]
-        radial = self.radial(edge_feat).split(self.conv_1.radial_sizes, dim=1)
-        ys, gates = self.conv_1(xs, list(radial))  # per group [E, rows_g * H], [E, lmax * H]
-        ys = self.gate(gates, ys)
-        ys, _ = self.conv_2(ys)  # per group [E, rows_g * C]
-        channels = x.shape[2]
-        msg = torch.bmm(wigner_back[0], ys[0].view(num_edges, wigner_back[0].shape[2], channels))
-        for w, y in zip(wigner_back[1:], ys[1:], strict=True):
-            msg = msg + torch.bmm(w, y.view(num_edges, w.shape[2], channels))
-        agg = torch.zeros_like(x).index_add_(0, dst, msg)
-        x = x + agg * agg_weight[:, None, None]
+        h = self.norm_1(x).reshape(num_atoms, size * channels)
+        # gathers and scatters on contiguous [rows, S*C] layouts
+        pair = torch.cat(
+            (
+                h.index_select(0, src).view(num_edges, size, channels),
+                h.index_select(0, dst).view(num_edges, size, channels),
+            ),
+            dim=2,
+        )  # [E, S, 2C]
+        # rotate into the edge frame, every order group in one batched matmul: [E, K, 2C]
+        rotated = rotate(wigner, pair)
+        num_rows = rotated.shape[1]
+        y, gates = self.conv_1(rotated.flatten(1), self.radial(edge_feat))
+        y, _ = self.conv_2(self.gate(gates, y))  # [E, K*H] -> [E, K*C]
+        # rotate back (envelope included) in one batched matmul: [E, S, C]
+        msg = rotate(wigner_back, y.view(num_edges, num_rows, channels))
+        agg = torch.zeros_like(h).index_add_(0, dst, msg.reshape(num_edges, size * channels))
+        x = x + (agg * agg_weight).view(num_atoms, size, channels)
         return x + self.atom_wise(self.norm_2(x))
 
 
@@ -339,7 +345,6 @@ class ESEN(nn.Module):
 
         rows = m_major_index(lmax, mmax)
         self.wigner = WignerFromPoints(lmax, rows)
-        self.group_rows = [lmax + 1] + [2 * (lmax + 1 - m) for m in range(1, mmax + 1)]
         # Gaussians of width two spacings on [0, cutoff] (eSEN's radial expansion)
         self.distance_basis = GaussianBasis(
             num_distance_basis,
@@ -401,10 +406,10 @@ class ESEN(nn.Module):
         r_uv = positions.index_select(0, src) - positions.index_select(0, dst)  # [E, 3]
         dist = safe_norm(r_uv)  # [E]
         envelope = self.envelope(dist)  # [E]
-        # D(R_uv) rows per order group m = 0..mmax: [E, rows_g, S]; back: D^T x envelope
-        wigner = self.wigner(edge_frames(r_uv)).split(self.group_rows, dim=1)
-        wigner = [w.contiguous() for w in wigner]
-        wigner_back = [(w * envelope[:, None, None]).transpose(1, 2).contiguous() for w in wigner]
+        # the K m-major rows of D(R_uv), computed once and shared by every layer: [E, K, S];
+        # back: D^T times the envelope, [E, S, K]
+        wigner = self.wigner(edge_frames(r_uv))
+        wigner_back = (wigner * envelope[:, None, None]).transpose(1, 2).contiguous()
 
         if self.aggregation == "mean":
             # envelope-weighted mean (as blocks.weighted_mean): the soft neighbour count
@@ -414,6 +419,7 @@ class ESEN(nn.Module):
             agg_weight = 1.0 / degree.clamp(min=1.0)  # [A]
         else:
             agg_weight = positions.new_full((num_atoms,), 1.0 / self.avg_num_neighbors)
+        agg_weight = agg_weight[:, None]  # [A, 1]
 
         edge_feat = torch.cat(
             (
@@ -427,10 +433,14 @@ class ESEN(nn.Module):
         size = (self.lmax + 1) ** 2
         x = positions.new_zeros(num_atoms, size, self.channels)  # [A, S, C]
         x[:, 0, :] = self.atom_embedding(atomic_numbers)
-        # edge-degree embedding: radial profiles on the m = 0 rows, rotated to the global frame
-        m0 = self.degree_radial(edge_feat).view(len(dist), self.lmax + 1, self.channels)
-        init = torch.bmm(wigner_back[0], m0)  # m = 0 rows, [E, S, C]
-        x = x + torch.zeros_like(x).index_add_(0, dst, init) * agg_weight[:, None, None]
+        # edge-degree embedding: radial profiles on the m = 0 rows (zero elsewhere), rotated
+        # to the global frame
+        num_edges, n0 = len(dist), self.lmax + 1
+        m0 = self.degree_radial(edge_feat).view(num_edges, n0, self.channels)
+        m0 = torch.cat((m0, m0.new_zeros(num_edges, wigner.shape[1] - n0, self.channels)), 1)
+        init = rotate(wigner_back, m0).reshape(num_edges, size * self.channels)  # [E, S*C]
+        agg = torch.zeros(num_atoms, size * self.channels, dtype=x.dtype, device=x.device)
+        x = x + (agg.index_add_(0, dst, init) * agg_weight).view(num_atoms, size, self.channels)
 
         for block in self.blocks:
             x = block(x, edge_feat, src, dst, wigner, wigner_back, agg_weight)
