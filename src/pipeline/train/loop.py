@@ -115,6 +115,9 @@ class Trainer:
 
         torch.set_num_threads(settings.threads)
         self.device = resolve_device(settings.device)
+        # TF32 only when asked (cuDNN allows it by default): fp32 means float32 matmuls
+        torch.backends.cuda.matmul.allow_tf32 = settings.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = settings.precision == "tf32"
         self.stats = load_stats(stats_json)
         self.store = MoleculeStore.from_h5(train_h5, fraction=self.fractions[-1])
         with h5py.File(train_h5, "r") as handle:
@@ -264,7 +267,7 @@ class Trainer:
         def submit(step: int) -> Future | None:
             if pool is None or step > last_step:
                 return None
-            return pool.submit(self.unit.make_batch, schedule.batches[step][1])
+            return pool.submit(self.unit.load, schedule.batches[step][1])
 
         loop_start = time.perf_counter()
         try:
@@ -365,6 +368,7 @@ class Trainer:
             "seed": settings.seed,
             "run_id": self.run_id(fraction),
             "forces": getattr(self.model, "forces", "direct"),
+            "precision": settings.precision,
             "n_params": self.n_params,
             "hparams": self.arch.hparams,
             "lr": self.lr,

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 AUGMENT_CHOICES = ("none", "always", "after_first_epoch")
+# fp32: full float32 (the paper); tf32: float32 storage, TF32 matmuls and convolutions on
+# CUDA (no effect on the CPU); bf16-mixed: bfloat16 autocast of the model's forward
+# passes, float32 weights, optimizer and losses
+PRECISION_CHOICES = ("fp32", "tf32", "bf16-mixed")
 # settings of how a job runs, not of what it computes (contract 6: not rerun triggers)
 RUNTIME_KEYS = ("device", "threads", "checkpoint_every_seconds")
 # settings that neither change a run's result nor its checkpoint's compatibility
@@ -41,8 +45,13 @@ class TrainSettings:
     symmetry_loss_rotations: int = 0
     symmetry_loss_weight: float = 1.0
     eval_every_steps: int | None = None
+    precision: str = "fp32"
 
     def __post_init__(self):
+        if self.precision not in PRECISION_CHOICES:
+            raise ValueError(
+                f"train.precision must be one of {PRECISION_CHOICES}, got {self.precision!r}"
+            )
         if self.augment not in AUGMENT_CHOICES:
             raise ValueError(
                 f"train.augment must be one of {AUGMENT_CHOICES}, got {self.augment!r}"

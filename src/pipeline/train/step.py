@@ -16,6 +16,7 @@ from concurrent.futures import Future
 import numpy as np
 import torch
 
+from pipeline.data.graphs import radius_graph
 from pipeline.data.loader import Batch, make_batch, validation_batches
 from pipeline.data.stats import referenced_energy
 from pipeline.data.store import MoleculeStore
@@ -37,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 class NonFiniteError(RuntimeError):
     """Too many steps with a non-finite loss or gradient."""
+
+
+def pinned(batch: Batch) -> Batch:
+    """The batch in page-locked host memory, so its copy to a GPU can be asynchronous."""
+    return Batch(**{name: value.pin_memory() for name, value in vars(batch).items()})
 
 
 def normalised_energy(store: MoleculeStore, stats: dict) -> np.ndarray:
@@ -69,6 +75,13 @@ class TrainStep:
     cache_graphs : bool
         Keep each training molecule's radius graph after its first use (molecules
         repeat over several epochs; rotations do not change a graph).
+
+    On CUDA the host only gathers a step's molecules (in the prefetch thread) into
+    pinned memory; the copy to the GPU is asynchronous and the radius graph is built
+    there (the same pure-torch :func:`radius_graph`, so the same edges), unless graphs
+    are cached, which happens on the host. The validation batches stay on the GPU.
+    ``settings.precision`` 'bf16-mixed' runs every forward pass under bfloat16 autocast
+    and returns float32 energies and forces, so losses and the optimizer stay float32.
     """
 
     def __init__(
@@ -97,6 +110,15 @@ class TrainStep:
         self.graph_cache: dict[int, np.ndarray] | None = {} if cache_graphs else None
         largest = int(store.atoms_per_molecule.max(initial=0))
         self._graph_cache_dtype = np.int16 if largest < 2**15 else np.int32
+        cuda = device.type == "cuda"
+        self.pin_memory = cuda
+        self.graph_on_device = cuda and not cache_graphs
+        if cuda:
+            self.val_batches = [batch.to(device) for batch in self.val_batches]
+        self.autocast = settings.precision == "bf16-mixed"
+        # seconds the training thread waited for the prefetch thread's batch (on CUDA,
+        # time the GPU idles for the host); not checkpointed
+        self.host_wait_seconds = 0.0
 
     @property
     def dtype(self) -> torch.dtype:
@@ -138,9 +160,24 @@ class TrainStep:
             cache[int(m)] = local.astype(self._graph_cache_dtype)
         return batch
 
+    def load(self, indices: np.ndarray) -> Batch:
+        """The host's part of a step's batch (run in the prefetch thread): the gathered
+        molecules, with their radius graph unless it is built on the device, pinned
+        when the device is a GPU."""
+        if self.graph_on_device:
+            batch = make_batch(self.store, indices, self.model.cutoff, 0)  # no graph
+        else:
+            batch = self.make_batch(indices)
+        return pinned(batch) if self.pin_memory else batch
+
     def on_device(self, indices: np.ndarray, batch: Batch) -> tuple[Batch, tuple]:
         """The batch on the device and its targets (energy [M], forces [A, 3]), normalised."""
-        batch = batch.to(self.device)
+        batch = batch.to(self.device, non_blocking=self.pin_memory)
+        neighbors = self.graph_neighbors
+        if self.graph_on_device and neighbors and batch.edge_index.shape[1] == 0:
+            batch.edge_index = radius_graph(
+                batch.positions, batch.batch, self.model.cutoff, neighbors
+            )
         dtype = self.dtype
         targets = (
             torch.as_tensor(self.energy_target[indices], dtype=dtype, device=self.device),
@@ -149,9 +186,19 @@ class TrainStep:
         return batch, targets
 
     def forward(self, batch: Batch, positions: torch.Tensor):
-        return self.model(
-            batch.atomic_numbers, positions, batch.edge_index, batch.batch, len(batch.n_atoms)
-        )
+        """Energies [M] and forces [A, 3] of the model, in the weights' dtype."""
+        args = (batch.atomic_numbers, positions, batch.edge_index, batch.batch, batch.num_molecules)
+        if not self.autocast:
+            return self.model(*args)
+        try:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                energy, forces = self.model(*args)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"{self.label}: the model fails under train.precision 'bf16-mixed' "
+                f"(bfloat16 autocast): {error}"
+            ) from error
+        return energy.to(self.dtype), forces.to(self.dtype)
 
     def inputs(self, epoch: int, indices: np.ndarray, loaded: Future | None = None):
         """Model input and targets of one step: (batch, positions, energy, forces targets).
@@ -165,9 +212,13 @@ class TrainStep:
         Rotations come from the state's generator (checkpointed), augmentation first.
         ``loaded`` is the prefetch thread's future of this step's batch (built here if None).
         """
-        batch, (energy_target, forces_target) = self.on_device(
-            indices, loaded.result() if loaded is not None else self.make_batch(indices)
-        )
+        if loaded is not None:
+            start = time.perf_counter()
+            host_batch = loaded.result()
+            self.host_wait_seconds += time.perf_counter() - start
+        else:
+            host_batch = self.load(indices)
+        batch, (energy_target, forces_target) = self.on_device(indices, host_batch)
         dtype, generator = energy_target.dtype, self.state.generator
         positions = batch.positions.to(dtype)
         n = len(indices)
@@ -215,7 +266,7 @@ class TrainStep:
         prepare = getattr(self.model, "prepare", None)
         if prepare is None:
             return
-        batch, _ = self.on_device(indices, self.make_batch(indices))
+        batch, _ = self.on_device(indices, self.load(indices))
         prepare(
             batch.atomic_numbers,
             batch.positions.to(self.dtype),
@@ -228,7 +279,7 @@ class TrainStep:
     def forward_flops(self, indices: np.ndarray) -> dict[str, float]:
         """FLOPs of one forward pass per atom on the batch ``indices`` (meta.json keys
         ``forward_flops_per_atom_{counted,uncounted_estimate,total}``)."""
-        batch, _ = self.on_device(indices, self.make_batch(indices))
+        batch, _ = self.on_device(indices, self.load(indices))
         inputs = (
             batch.atomic_numbers,
             batch.positions.to(self.dtype),
