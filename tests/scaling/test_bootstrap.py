@@ -128,13 +128,16 @@ def test_ema_and_settings_recorded(tmp_path):
 def test_run_bootstrap_covers_where_point_bootstrap_is_too_narrow(tmp_path):
     """Fast simulation study: shared passes with a 3 % per-pass offset and AR(1) noise.
 
-    With 6 replicates and a true coverage of 0.95, at least 4 intervals hold the truth
-    with probability 0.998 (binomial); the seeds are fixed, so the test is deterministic.
+    A small ladder (4 widths x 3 fractions), 6 replicates. With a true coverage of
+    0.95, at least 4 of 6 intervals hold the truth with probability 0.998 (binomial);
+    the seeds are fixed, so the test is deterministic.
     """
     rows = []
     for rep in range(6):
-        rows += coverage_replicate(tmp_path, "shared", ["run", "point"], rep, n_boot=60,
-                                   full_top_k=20)  # fmt: skip
+        rows += coverage_replicate(
+            tmp_path, "shared", ["run", "point"], rep, n_boot=50, full_top_k=20,
+            n_params=(2e4, 2e5, 2e6, 6e6), fractions=(0.1, 0.3, 1.0), n_evals=10,
+        )  # fmt: skip
     table = coverage_table(rows).set_index(["unit", "param"])
     for param in ("alpha", "beta", "gamma_c"):
         assert table.loc[("run", param), "coverage"] >= 4 / 6, param

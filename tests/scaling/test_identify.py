@@ -117,3 +117,22 @@ def test_fit_options_defaults_and_ema_per_arch():
     assert fit_options({}, "mpnn")["ema"] is None
     with pytest.raises(ValueError, match="fit.ema"):
         fit_options({"ema": 0.9}, "mpnn")
+
+
+def test_width_separation_against_seed_spread():
+    import pandas as pd
+
+    from pipeline.scaling.identify import seed_spread, width_separation
+
+    rows = []
+    for seed, jitter in ((0, 1.00), (1, 1.02)):
+        for n, loss in ((1e4, 0.50), (1e5, 0.45), (1e6, 0.40)):
+            rows.append({"n": n, "fraction": 1.0, "seed": seed, "loss": loss * jitter})
+            rows.append({"n": n, "fraction": 0.5, "seed": seed, "loss": 1.2 * loss * jitter})
+    pts = pd.DataFrame(rows)
+    spread = seed_spread(pts)
+    assert spread["n_cells"] == 6 and spread["sd_log"] == pytest.approx(np.log(1.02) / np.sqrt(2))
+    assert width_separation(pts)["separated"]  # log(0.5 / 0.4) = 0.22 >> 3 x 0.014
+    flat = pts.assign(loss=np.where(pts["n"] == 1e6, pts["loss"] * 1.24, pts["loss"]))
+    sep = width_separation(flat)
+    assert not sep["separated"] and sep["reason"].startswith("widths do not separate")

@@ -45,7 +45,12 @@ from pipeline.scaling.frontier import (
     resampled_frontier_weights,
     sum_law_points,
 )
-from pipeline.scaling.identify import choose_e_mode, identify_eq7
+from pipeline.scaling.identify import (
+    choose_e_mode,
+    identify_eq7,
+    seed_spread,
+    width_separation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -419,6 +424,14 @@ def fit_arch(
     logger.info("%s: eq. 5 fit for Table 1: %s; %s", label, used, reason)
 
     eq5_used = eq5_free if used == "free" else eq5_e0
+    spread = seed_spread(pts)
+    rms = float(np.sqrt(eq5_used["rss_log"] / max(eq5_used["n_points"], 1)))
+    separation = width_separation(pts, spread["sd_log"] if spread["sd_log"] else rms)
+    separation["noise"] = "seed spread" if spread["sd_log"] else "eq. 5 rms log residual"
+    for f in (eq5_free, eq5_e0):
+        if not separation["separated"]:
+            reasons = [r for r in (f["not_identified_reason"], separation["reason"]) if r]
+            f.update(identified=False, not_identified_reason="; ".join(reasons))
     try:
         eq7 = eq7_with_intervals(eq5_used, kappa, label)
     except ValueError as err:
@@ -478,6 +491,8 @@ def fit_arch(
         "eq5_used_reason": reason,
         "e_mode_decision": decision,
         "eq7": eq7,
+        "seed_spread": spread,
+        "width_separation": separation,
         "compute_check": check,
         "extrapolation": hold,
     }

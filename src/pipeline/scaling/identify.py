@@ -11,7 +11,11 @@ Identification (issue 12 item 6). A fit is reported as a number only when
    :data:`MAX_REL_WIDTH`. The simulation study (``benchmarks/bench_coverage.py``)
    gives the widths a correct fit has on the designs the study uses; the bound
    sits well above them, so a fit that the runs do constrain is not flagged;
-4. at most half of its bootstrap resamples failed.
+4. at most half of its bootstrap resamples failed;
+5. (eq. 5 and so eq. 7) the final losses separate by width at the largest fraction:
+   ``log L(N_min) / L(N_max) > SEPARATION_SDS`` noise sds (:func:`width_separation`;
+   noise = the seed spread when seeds are replicated, else the eq. 5 rms log
+   residual). Without it alpha is not identified by the runs, whatever its interval.
 
 Otherwise ``identified`` is False and ``not_identified_reason`` says which test
 failed; the raw values stay in the fit dict. With ``n_boot = 0`` only test 1 applies.
@@ -29,6 +33,8 @@ within a hair of the margin, not whenever D crosses a span of one decade.
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 #: (low, high]: exponents outside are not identified by runs at these scales
 EXPONENT_RANGE = {
@@ -206,3 +212,75 @@ def describe_estimate(fit: dict, name: str, fmt: str = "{:.3g}") -> str:
     if ci is not None and all(_finite(v) for v in ci):
         text += f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
     return text
+
+
+#: widths separate when log(L(N_min) / L(N_max)) at the largest fraction exceeds this many
+#: noise sds (the seed spread of log loss, or the eq. 5 fit's rms log residual without seeds)
+SEPARATION_SDS = 3.0
+
+
+def seed_spread(points) -> dict:
+    """Spread of the final log loss between seeds of the same (N, fraction).
+
+    Parameters
+    ----------
+    points : DataFrame
+        :func:`pipeline.scaling.frontier.sum_law_points` output (``n, fraction, seed, loss``).
+
+    Returns
+    -------
+    dict
+        ``sd_log`` (pooled sd of log loss across seeds; None without replicated
+        cells), ``n_cells`` (cells with >= 2 seeds), ``max_rel_range`` (largest
+        (max - min) / mean loss of a cell; None without replicated cells).
+    """
+    if "seed" not in points or points["seed"].nunique() < 2:
+        return {"sd_log": None, "n_cells": 0, "max_rel_range": None}
+    logs = points.assign(log_loss=np.log(points["loss"]))
+    cells = [g for _, g in logs.groupby(["n", "fraction"]) if len(g) >= 2]
+    if not cells:
+        return {"sd_log": None, "n_cells": 0, "max_rel_range": None}
+    ss = sum(float(((g["log_loss"] - g["log_loss"].mean()) ** 2).sum()) for g in cells)
+    dof = sum(len(g) - 1 for g in cells)
+    rel = [float((g["loss"].max() - g["loss"].min()) / g["loss"].mean()) for g in cells]
+    return {"sd_log": math.sqrt(ss / dof), "n_cells": len(cells), "max_rel_range": max(rel)}
+
+
+def width_separation(points, noise_sd_log: float | None = None) -> dict:
+    """Do the final losses separate by width at the largest fraction (item 8's test)?
+
+    Parameters
+    ----------
+    points : DataFrame
+        :func:`pipeline.scaling.frontier.sum_law_points` output.
+    noise_sd_log : float, optional
+        The noise sd of log loss to compare with; default the seed spread
+        (:func:`seed_spread`), required when there are no replicated seeds.
+
+    Returns
+    -------
+    dict
+        ``fraction`` (the largest), ``log_ratio`` (log of the mean loss of the
+        smallest over the largest width there), ``noise_sd_log``, ``separated``
+        (``log_ratio > SEPARATION_SDS * noise_sd_log``) and ``reason`` (None when
+        separated).
+    """
+    top = float(points["fraction"].max())
+    at_top = points[np.isclose(points["fraction"], top)].groupby("n")["loss"].mean()
+    if noise_sd_log is None:
+        noise_sd_log = seed_spread(points)["sd_log"]
+    if at_top.size < 2:
+        return {"fraction": top, "log_ratio": None, "noise_sd_log": noise_sd_log,
+                "separated": False, "reason": f"one width at fraction {top:g}"}  # fmt: skip
+    log_ratio = float(np.log(at_top.iloc[0] / at_top.iloc[-1]))
+    if noise_sd_log is None:
+        return {"fraction": top, "log_ratio": log_ratio, "noise_sd_log": None,
+                "separated": log_ratio > 0, "reason": None if log_ratio > 0 else
+                "loss does not fall from the smallest to the largest width"}  # fmt: skip
+    separated = log_ratio > SEPARATION_SDS * noise_sd_log
+    reason = None if separated else (
+        f"widths do not separate at fraction {top:g}: log L(N_min) / L(N_max) = "
+        f"{log_ratio:.3g} <= {SEPARATION_SDS:g} x noise sd {noise_sd_log:.3g}"
+    )  # fmt: skip
+    return {"fraction": top, "log_ratio": log_ratio, "noise_sd_log": float(noise_sd_log),
+            "separated": bool(separated), "reason": reason}  # fmt: skip

@@ -68,7 +68,8 @@ def table1(fits: Mapping[str, dict]) -> pd.DataFrame:
         Columns ``arch, param`` ("F_c" or "gamma_c"), ``eq4, eq4_lo, eq4_hi, eq7,
         eq7_lo, eq7_hi`` (NaN where that law is not identified), ``eq4_identified,
         eq7_identified``, ``eq5_fit`` (which eq. 5 fit eq. 7 uses), ``e_mode_note``
-        (why), ``seeds``, ``n_runs``, ``bootstrap_unit``, ``compute`` and ``note``
+        (why), ``seeds``, ``seed_spread_sd_log`` (sd of log final loss between seeds of
+        one cell), ``n_runs``, ``bootstrap_unit``, ``compute`` and ``note``
         ("not identified (<reason>)" per law). F_c for C in PFLOPs.
     """
     rows = []
@@ -99,6 +100,7 @@ def table1(fits: Mapping[str, dict]) -> pd.DataFrame:
                     "eq5_fit": f["eq5_used"],
                     "e_mode_note": f.get("eq5_used_reason", ""),
                     "seeds": " ".join(str(s) for s in f.get("seeds", [0])),
+                    "seed_spread_sd_log": _nan((f.get("seed_spread") or {}).get("sd_log")),
                     "n_runs": f.get("n_runs"),
                     "bootstrap_unit": f.get("bootstrap_unit", "point"),
                     "compute": f.get("compute", "kappa"),
