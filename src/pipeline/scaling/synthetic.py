@@ -8,7 +8,8 @@ along each curve): the simulation study of the bootstrap's coverage
 In :func:`write_synthetic_runs`, each run (N, fraction r) sees ``D_t`` atoms at its
 evaluations, up to ``r * d_max``; its validation loss is
 ``(E + A N**-alpha + B D_t**-beta) * exp(eps)`` with ``eps ~ Normal(0, noise)``.
-Wall-clock grows like N * D_t (plus an overhead), so the hours frontier is a distorted copy of the FLOPs one, as in the paper.
+Wall-clock grows like N * D_t (plus an overhead), so the hours frontier is a distorted
+copy of the FLOPs one, as in the paper.
 """
 
 from __future__ import annotations
