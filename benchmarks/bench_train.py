@@ -22,6 +22,14 @@ cached, as in every epoch after the first of a multi-epoch run). Prints one row 
 outside shares and atoms/s ratios against ``plain``; the goal is under 5 % outside.
 Nothing is asserted; the machine is shared, so absolute atoms/s vary with the load
 (printed), the shares less so.
+
+``| host`` is the share of step time the device waits for the host: on CUDA
+(``--device cuda``) the prefetch mode's data share, the time the training thread spends
+waiting for the background batch, copying it (pinned, non-blocking) and building its
+graph and rotations on the GPU; on the CPU the default's data-prep share.
+``--precision`` sets train.precision for every mode. ``--compile`` adds a fourth run
+with ``train.compile`` and prints its median step time against the eager one and its
+compile (and recompile) time apart; it takes minutes per model on the CPU.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +76,7 @@ class _Timer:
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        self.calls: dict[str, list[float]] = {}
 
     def wrap(self, name, function):
         def timed(*args, **kwargs):
@@ -74,12 +84,14 @@ class _Timer:
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+                duration = time.perf_counter() - start
+                self.seconds[name] = self.seconds.get(name, 0.0) + duration
+                self.calls.setdefault(name, []).append(duration)
 
         return timed
 
 
-MODES = ("plain", "prefetch", "cached")
+MODES = ("plain", "prefetch", "cached")  # plus "compiled" with --compile
 
 
 def measure(
@@ -90,7 +102,9 @@ def measure(
     ``mode``: ``plain`` (the CPU default: batches built on the training thread),
     ``prefetch`` (built by the background thread, the CUDA default) or ``cached``
     (the radius graphs of the steps' molecules already cached, as in every epoch after
-    the first of a multi-epoch run; filling the cache is not timed).
+    the first of a multi-epoch run; filling the cache is not timed) or ``compiled``
+    (``plain`` with ``train.compile``: its compile time is the steps' time above
+    ``steps`` times the median step, reported apart).
     """
     import pipeline.data.loader as loader
     import pipeline.train.loop as loop
@@ -98,7 +112,9 @@ def measure(
 
     timer = _Timer()
     settings = loop.TrainSettings(
-        device="cpu",
+        device=args.device,
+        precision=args.precision,
+        compile=mode == "compiled",
         threads=1,
         num_evals=1,
         max_steps=steps,
@@ -157,6 +173,11 @@ def measure(
         "data": data_time / step_total,
         "loop": loop_other / step_total,
         "outside": (data_time + loop_other) / step_total,
+        # time the training thread waited for the prefetch thread's batch
+        "wait": trainer.unit.host_wait_seconds / step_total,
+        "median_ms": 1e3 * float(np.median(timer.calls["_train_step"])),
+        "excess_s": steps_time - steps * float(np.median(timer.calls["_train_step"])),
+        "device": trainer.device.type,
     }
 
 
@@ -167,6 +188,12 @@ def main() -> None:
     parser.add_argument("--augment", default="none", choices=["none", "always"])
     parser.add_argument("--symmetry-loss-rotations", type=int, default=0)
     parser.add_argument("--archs", nargs="*", default=list(FAMILIES))
+    parser.add_argument("--widths", nargs="*", type=int, help="instead of each family's two")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16-mixed"])
+    parser.add_argument(
+        "--compile", action="store_true", help="also time train.compile (minutes per model)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
@@ -176,8 +203,9 @@ def main() -> None:
     header = (
         f"{'arch':<12}{'width':>6}{'N':>9}{'steps':>6}{'atoms/st':>9}{'atoms/s':>9}"
         f"{'ms/step':>9}{'inside':>8}{'graph':>8}{'data':>8}{'loop':>8}{'outside':>8}"
-        f"{'| prefetch':>10}{'speedup':>8}{'| cached':>9}{'speedup':>8}"
+        f"{'| prefetch':>10}{'speedup':>8}{'| cached':>9}{'speedup':>8}{'| host':>8}"
     )
+    modes = MODES + (("compiled",) if args.compile else ())
     with tempfile.TemporaryDirectory() as tmp:
         data = dataset(Path(tmp))
         print(f"data: {data}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -189,21 +217,35 @@ def main() -> None:
                 continue
             hparams, widths, share = FAMILIES[arch]
             steps = max(3, round(share * args.steps))
-            for width in widths:
+            for width in args.widths or widths:
                 runs = {}
-                for mode in MODES:
+                for mode in modes:
                     out = Path(tmp) / "runs" / arch / str(width) / mode
                     runs[mode] = measure(data, out, arch, hparams, width, steps, mode, args)
                 row, pre, cached = runs["plain"], runs["prefetch"], runs["cached"]
+                # the share of step time the device waits for the host, in the device's
+                # default mode: on CUDA the prefetch thread's (its data share: waiting for
+                # the batch, copies, device graph, rotations); on the CPU the data-prep share
+                host = pre["data"] if row["device"] == "cuda" else row["data"]
                 print(
                     f"{row['arch']:<12}{row['width']:>6}{row['N']:>9}{row['steps']:>6}"
                     f"{row['atoms/step']:>9.0f}{row['atoms/s']:>9.0f}{row['ms/step']:>9.1f}"
                     f"{row['inside']:>8.1%}{row['graph']:>8.1%}{row['data']:>8.1%}"
                     f"{row['loop']:>8.1%}{row['outside']:>8.1%}"
                     f"{pre['outside']:>10.1%}{pre['atoms/s'] / row['atoms/s']:>7.2f}x"
-                    f"{cached['outside']:>9.1%}{cached['atoms/s'] / row['atoms/s']:>7.2f}x",
+                    f"{cached['outside']:>9.1%}{cached['atoms/s'] / row['atoms/s']:>7.2f}x"
+                    f"{host:>8.1%}",
                     flush=True,
                 )
+                if "compiled" in runs:
+                    comp = runs["compiled"]
+                    gain = row["median_ms"] / comp["median_ms"]
+                    print(
+                        f"{'':<12}compiled: median step {comp['median_ms']:.1f} ms against "
+                        f"{row['median_ms']:.1f} ms eager ({gain:.2f}x), compile and "
+                        f"recompiles {comp['excess_s']:.1f} s",
+                        flush=True,
+                    )
     print(
         "\nShares of the training-step time of the CPU default (batches built on the"
         " training thread):\n"
@@ -214,7 +256,9 @@ def main() -> None:
         "  outside data + loop (goal < 5 %)\n"
         "Same model, same run: '| prefetch' = outside share with the background batch thread"
         " (the CUDA\ndefault; its graph time is overlapped), '| cached' = outside share with"
-        " cached graphs (epochs\nafter the first); speedup = their atoms/s over the default's."
+        " cached graphs (epochs\nafter the first); speedup = their atoms/s over the default's.\n"
+        "'| host' = share of step time the device waits for the host: on CUDA the prefetch"
+        " mode's data\nshare (the CUDA default), on the CPU the default's data-prep share."
     )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 

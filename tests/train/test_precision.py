@@ -91,3 +91,15 @@ def test_graphs_built_on_the_device_path_give_the_same_run(tiny_dataset, tmp_pat
         trainer.run()
         states[on_device] = _model(tmp_path / str(on_device))
     assert all(torch.equal(states[False][k], states[True][k]) for k in states[False])
+
+
+def test_compile_wraps_the_forward_and_changes_the_fingerprint(tiny_dataset, tmp_path):
+    """train.compile routes every forward through torch.compile (lazily: nothing is
+    compiled until the first step, which takes minutes on the CPU, so this test does
+    not run one; benchmarks/bench_train.py --compile measures it)."""
+    eager = _trainer(tiny_dataset, tmp_path / "a")
+    compiled = _trainer(tiny_dataset, tmp_path / "b", compile=True)
+    assert eager.unit.network is eager.model
+    assert compiled.unit.network is not compiled.model
+    assert compiled.unit.network._orig_mod is compiled.model  # same parameters
+    assert compiled.fingerprint != eager.fingerprint

@@ -24,6 +24,10 @@ class TrainSettings:
     training on a small fraction, evaluated every N optimizer steps), and
     ``symmetry_loss_rotations`` / ``symmetry_loss_weight`` (M and lambda of the symmetry
     loss of eq. 2, section 4.4). Rotations act about each molecule's centre of mass.
+
+    ``precision`` (fp32, tf32, bf16-mixed) and ``compile`` (torch.compile of the model's
+    forward, dynamic shapes) change a run's floating-point results, so both are part of
+    its fingerprint; benchmarks/bench_train.py measures what compile costs and gains.
     """
 
     device: str = "auto"
@@ -46,6 +50,7 @@ class TrainSettings:
     symmetry_loss_weight: float = 1.0
     eval_every_steps: int | None = None
     precision: str = "fp32"
+    compile: bool = False
 
     def __post_init__(self):
         if self.precision not in PRECISION_CHOICES:

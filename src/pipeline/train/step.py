@@ -116,6 +116,10 @@ class TrainStep:
         if cuda:
             self.val_batches = [batch.to(device) for batch in self.val_batches]
         self.autocast = settings.precision == "bf16-mixed"
+        # train.compile: every forward (training and evaluation) through torch.compile with
+        # dynamic shapes (batches differ in atoms and edges); FLOP counting and
+        # model.prepare use the eager module
+        self.network = torch.compile(self.model, dynamic=True) if settings.compile else self.model
         # seconds the training thread waited for the prefetch thread's batch (on CUDA,
         # time the GPU idles for the host); not checkpointed
         self.host_wait_seconds = 0.0
@@ -189,10 +193,10 @@ class TrainStep:
         """Energies [M] and forces [A, 3] of the model, in the weights' dtype."""
         args = (batch.atomic_numbers, positions, batch.edge_index, batch.batch, batch.num_molecules)
         if not self.autocast:
-            return self.model(*args)
+            return self.network(*args)
         try:
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                energy, forces = self.model(*args)
+                energy, forces = self.network(*args)
         except RuntimeError as error:
             raise RuntimeError(
                 f"{self.label}: the model fails under train.precision 'bf16-mixed' "
