@@ -13,6 +13,9 @@ if config.get("inherit_defaults", True):
     configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -22,7 +25,6 @@ include: "workflow/rules/frontier.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
-include: "workflow/rules/plan.smk"
 
 
 rule main:

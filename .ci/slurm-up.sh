@@ -4,7 +4,8 @@
 # One node ("ci-node", this host) with all its CPUs, most of its memory and one
 # *declared* GPU (gres.conf points at /dev/null: there is no hardware; jobs see
 # CUDA_VISIBLE_DEVICES=0 while torch.cuda.is_available() is False), in a
-# partition named `a100`, as the workflow's training rule requests.
+# partition named `a100`, as the workflow's training rules request, and in a
+# partition named `cpu` for extraction and kappa (tests/test_slurm.py).
 #
 # No slurmdbd: `sacct` does not work here, so the Snakemake profile queries job
 # status with `squeue`, and MinJobAge keeps finished jobs visible to `squeue`
@@ -39,11 +40,14 @@ die() {
 }
 
 if [[ $EUID -ne 0 ]]; then
-    die "must run as root (it installs packages and starts daemons)"
+    die "must run as root (it installs packages and starts daemons). As another user, run
+  SKIP_SLURM=1 bash .ci/run   (everything but the SLURM tests, which then skip and say why)"
 fi
 
 if command -v sinfo >/dev/null 2>&1 && timeout 10 sinfo -h -p a100 -o %P 2>/dev/null | grep -q a100; then
     log "a SLURM with partition a100 already answers; starting nothing"
+    timeout 10 sinfo -h -p cpu -o %P 2>/dev/null | grep -q cpu ||
+        log "WARNING: it has no partition 'cpu'; the extraction/kappa SLURM test will fail"
     mkdir -p "$STATE_DIR"
     touch "$STATE_DIR/pids" # keep the PIDs of an earlier start for slurm-down.sh
     exit 0
@@ -123,6 +127,8 @@ SlurmdTimeout=300
 GresTypes=gpu
 NodeName=$NODE NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 CPUs=$ncpu RealMemory=$real_mem_mb Gres=gpu:1 State=UNKNOWN
 PartitionName=a100 Nodes=$NODE Default=YES MaxTime=2-00:00:00 DefaultTime=01:00:00 State=UP
+# The CPU partition of extraction and kappa (config slurm.cpu_jobs.partition): same node.
+PartitionName=cpu Nodes=$NODE MaxTime=1-00:00:00 DefaultTime=01:00:00 State=UP
 EOF
 
 cat >"$CONF_DIR/gres.conf" <<EOF

@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, check_config
+from pipeline.config import (
+    ConfigError,
+    check_config,
+    expand_variants,
+    resolve_data_path,
+    result_train_settings,
+    seeds_at_width,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
@@ -31,9 +38,19 @@ def test_default_config_is_valid(config):
         (lambda c: c.update(fractions=[0.0, 0.5]), "'fractions[0]'"),
         (lambda c: c.update(fractions=[0.5, 1.5]), "'fractions[1]'"),
         (lambda c: c["data"].update(source="qm9"), "'data.source'"),
-        (lambda c: c["archs"].update(schnet=c["archs"]["mpnn"]), "'archs'"),
+        # an unknown family needs its own model class (model: "package.module:Class")
+        (lambda c: c["archs"].update(schnet=c["archs"]["mpnn"]), "schnet"),
         (lambda c: c["train"].update(shared_fraction_run=True, epochs=3), "shared_fraction_run"),
         (lambda c: c["data"].update(source="omol25", path=None), "'data.path'"),
+        (lambda c: c.update(seeds=[0, 0]), "'seeds'"),
+        (lambda c: c["archs"]["mpnn"].update(seeds=[-1]), "'archs.mpnn.seeds[0]'"),
+        (lambda c: c["archs"]["mpnn"].update(seed_widths=[8, 48]), "'archs.mpnn.seed_widths'"),
+        (lambda c: c["fit"].update(e_mode="maybe"), "'fit.e_mode'"),
+        (lambda c: c["fit"].update(compute="guessed"), "'fit.compute'"),
+        (lambda c: c["fit"].update(ema={"gemnet_oc": 1.0}), "'fit.ema.gemnet_oc'"),
+        (lambda c: c["kappa"].update(flops="all"), "'kappa.flops'"),
+        (lambda c: c["slurm"].update(acount="x"), "unknown key in 'slurm'"),
+        (lambda c: c["slurm"]["cpu_jobs"].update(on_slurm="yes"), "'slurm.cpu_jobs.on_slurm'"),
     ],
 )
 def test_bad_config_names_the_key(config, edit, expected):
@@ -44,3 +61,38 @@ def test_bad_config_names_the_key(config, edit, expected):
     message = str(error.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_seeds_at_width_replicates_only_the_named_rungs():
+    assert seeds_at_width([0, 1, 2], None, 16) == [0, 1, 2]
+    assert seeds_at_width([0, 1, 2], [8, 64], 16) == [0]
+    assert seeds_at_width([3, 1], [8, 64], 64) == [3, 1]
+
+
+def test_variants_inherit_seeds_and_resolve_data_paths_against_the_study(config):
+    config = copy.deepcopy(config)
+    config["data"].update(source="omol25", path="/data/omol25/neutral")
+    config["seeds"] = [0, 1]
+    config["archs"]["esen"]["seeds"] = [5]
+    config["variants"] = {
+        "diverse": {"arch": "mpnn", "data": {"neutral_only": False, "path": "../train_4M"}},
+        "elsewhere": {"arch": "mpnn", "data": {"path": "/other/4M"}},
+        "same_data": {"arch": "esen", "seeds": [7, 8], "seed_widths": [2]},
+        "study_data": {"arch": "esen"},
+    }
+    variants = expand_variants(config)
+    assert variants["diverse"]["data"]["path"] == "/data/omol25/train_4M"
+    assert variants["diverse"]["seeds"] == [0, 1]
+    assert variants["elsewhere"]["data"]["path"] == "/other/4M"
+    assert variants["same_data"]["seeds"] == [7, 8]
+    assert variants["same_data"]["seed_widths"] == [2]
+    assert variants["study_data"]["seeds"] == [5]
+    assert variants["study_data"]["data"]["path"] == "/data/omol25/neutral"
+    assert not variants["study_data"]["own_data"]
+    assert resolve_data_path(None, "../x") == "../x"
+
+
+def test_runtime_settings_are_not_result_settings(config):
+    kept = result_train_settings(config["train"])
+    assert not set(kept) & {"threads", "device", "checkpoint_every_seconds"}
+    assert kept["seed"] == config["train"]["seed"]

@@ -5,7 +5,11 @@ keeps finished jobs for MinJobAge = 1 h since it has no accounting database) and
 the job logs SLURM writes, not from what Snakemake says it asked for:
 
 - a small target of the default study built through `snakemake --profile slurm`, with
-  every training job on partition `a100` with one GPU;
+  every training job on partition `a100` with one GPU, and extraction and kappa as SLURM
+  jobs on the CPU partition (`cpu`, added by .ci/slurm-up.sh), all under the account of
+  config `slurm.account`;
+- the account, partition and time limit of the config reach a shared-fraction training
+  job and a variant's training job (rules other than `train`);
 - a training job killed by SLURM's time limit is rerun by Snakemake and resumes from
   its checkpoint;
 - a training job requeued by SLURM (what preemption does) restarts under the same job
@@ -33,6 +37,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 PARTITION = DEFAULT_CONFIG["slurm"]["partition"]
+CPU_PARTITION = "cpu"  # .ci/slurm-up.sh: the same node, no GPU asked for
+ACCOUNT = "nnip_ci"  # no accounting database: SLURM records any account name
 ARCH = "mpnn"
 # First status query 5 s after submission instead of 40 s (MinJobAge must stay >= 3x).
 FAST_STATUS = ["--slurm-init-seconds-before-status-checks", "5"]
@@ -62,6 +68,8 @@ def _slurm_unavailable() -> str | None:
 
 @pytest.fixture(scope="module")
 def slurm():
+    if os.environ.get("NNIP_SKIP_SLURM") == "1":
+        pytest.skip("SKIP_SLURM=1 (.ci/run as a non-root user): no SLURM was started")
     reason = _slurm_unavailable()
     if reason is not None:
         if os.environ.get("CI") == "true":
@@ -70,9 +78,19 @@ def slurm():
 
 
 def _study_config(
-    tmp_path: Path, *, widths, train: dict, runtime: int = 10, extra: str | None = None
+    tmp_path: Path,
+    *,
+    widths,
+    train: dict,
+    runtime: int = 10,
+    extra: str | None = None,
+    cpu_jobs_on_slurm: bool = False,
+    variants: dict | None = None,
 ) -> Path:
-    """The default config with a tiny study: one arch, the given widths, fraction 1."""
+    """The default config with a tiny study: one arch, the given widths, fraction 1.
+
+    Extraction and kappa run where Snakemake runs unless ``cpu_jobs_on_slurm`` (then on
+    the CPU partition), so that most tests submit only what they are about."""
     config = copy.deepcopy(DEFAULT_CONFIG)
     config["results"] = str(tmp_path / "results")
     config["fractions"] = [1.0]
@@ -84,11 +102,20 @@ def _study_config(
     arch["resources"] = {"runtime": runtime, "mem_mb": 1000}
     arch["train"] = {}  # the demo's per-arch passes would override the test's train section
     config["archs"] = {ARCH: arch}
-    config["variants"] = {}  # the demo's experiments name families this study leaves out
+    # the demo's experiments name families this study leaves out
+    config["variants"] = variants or {}
     config["inherit_defaults"] = False  # a complete study: nothing merged under it
     config["kappa"]["num_molecules"] = 8
     # The CI node has 2 CPUs; a job asking for more is refused at submission.
     config["slurm"]["cpus_per_task"] = 1
+    config["slurm"]["account"] = ACCOUNT
+    config["slurm"]["cpu_jobs"] = {
+        "on_slurm": cpu_jobs_on_slurm,
+        "partition": CPU_PARTITION,
+        "cpus_per_task": 1,
+        "mem_mb": 1000,
+        "runtime": 10,
+    }
     if extra is not None:
         config["slurm"]["extra"] = extra
     path = tmp_path / "config.yaml"
@@ -102,7 +129,7 @@ def _env() -> dict:
     return env
 
 
-def _snakemake_cmd(tmp_path: Path, configfile: Path, target: str, *extra: str, kill_after: int):
+def _snakemake_cmd(tmp_path: Path, configfile: Path, *targets_and_options: str, kill_after: int):
     """`snakemake --profile slurm` run from the repository root, outputs in tmp_path.
 
     Wrapped in `timeout -s KILL`: a Snakemake waiting on a status query that never
@@ -110,9 +137,9 @@ def _snakemake_cmd(tmp_path: Path, configfile: Path, target: str, *extra: str, k
     """
     return [
         "timeout", "-s", "KILL", str(kill_after),
-        sys.executable, "-m", "snakemake", target, "--profile", "slurm",
+        sys.executable, "-m", "snakemake", "--profile", "slurm",
         "--directory", str(tmp_path), "--configfile", str(configfile),
-        *FAST_STATUS, "--slurm-keep-successful-logs", *extra,
+        *FAST_STATUS, "--slurm-keep-successful-logs", *targets_and_options,
     ]  # fmt: skip
 
 
@@ -135,8 +162,12 @@ def _submissions(text: str) -> list[tuple[str, Path]]:
     return [(job, Path(log)) for job, log in SUBMITTED.findall(text)]
 
 
+def _rule_of(record: dict[str, str]) -> str:
+    # the plugin puts the rule and wildcards into the job comment: rule_<rule>_wildcards_...
+    return record.get("Comment", "").removeprefix("rule_").split("_wildcards_")[0]
+
+
 def _is_train_job(record: dict[str, str]) -> bool:
-    # the plugin puts the rule and wildcards into the job comment
     return record.get("Comment", "").startswith(f"rule_train_wildcards_{ARCH}_")
 
 
@@ -190,7 +221,9 @@ def test_profile_is_found_from_the_repo_root_and_shapes_training_jobs(tmp_path):
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_training_jobs_run_on_a100_with_one_gpu(slurm, tmp_path):
-    configfile = _study_config(tmp_path, widths=[4, 8], train={"epochs": 1, "max_steps": 20})
+    configfile = _study_config(
+        tmp_path, widths=[4, 8], train={"epochs": 1, "max_steps": 20}, cpu_jobs_on_slurm=True
+    )
     target = tmp_path / f"results/frontier/{ARCH}_flops.csv"
     result = subprocess.run(
         _snakemake_cmd(tmp_path, configfile, str(target), kill_after=600),
@@ -205,16 +238,25 @@ def test_training_jobs_run_on_a100_with_one_gpu(slurm, tmp_path):
 
     records = {job: _job_record(job) for job, _ in _submissions(output)}
     train = {job: rec for job, rec in records.items() if _is_train_job(rec)}
-    # one SLURM job per training run, and nothing else submitted (light rules are local)
-    assert len(train) == 2 == len(records), records
+    heavy = {job: rec for job, rec in records.items() if _rule_of(rec) in ("extract", "kappa")}
+    # one SLURM job per training run, extraction and kappa on the CPU partition, nothing
+    # else submitted (the light rules frontier, fit, tables, figures are local)
+    assert len(train) == 2 and len(heavy) == 2 and len(records) == 4, records
+    assert sorted(_rule_of(rec) for rec in heavy.values()) == ["extract", "kappa"]
     for job, record in train.items():
         assert record["JobState"] == "COMPLETED", (job, record)
         assert record["Partition"] == PARTITION, (job, record)
+        assert record["Account"] == ACCOUNT, (job, record)
         # 22.05 writes gres:gpu:1, newer releases gres/gpu:1
         assert re.fullmatch(r"gres[:/]gpu:1", record.get("TresPerNode", "")), (job, record)
         assert record["NumCPUs"] == "1", (job, record)
+    for job, record in heavy.items():
+        assert record["JobState"] == "COMPLETED", (job, record)
+        assert record["Partition"] == CPU_PARTITION, (job, record)
+        assert record["Account"] == ACCOUNT, (job, record)
+        assert "gpu" not in record.get("TresPerNode", ""), (job, record)
     for width in (4, 8):
-        run = tmp_path / f"results/runs/{ARCH}/{width}/1"
+        run = tmp_path / f"results/runs/{ARCH}/{width}/1/seed0"
         assert (run / "curve.csv").exists() and (run / "model.pt").exists()
         meta = yaml.safe_load((run / "meta.json").read_text())
         assert meta["device"], "meta.json records no device"
@@ -222,14 +264,46 @@ def test_training_jobs_run_on_a100_with_one_gpu(slurm, tmp_path):
 
 @pytest.mark.slurm
 @pytest.mark.slow
+def test_config_slurm_settings_reach_shared_and_variant_training_jobs(slurm, tmp_path):
+    """Issue 17 item 1: the account, partition and time limit set once in the config reach
+    the jobs of train_shared_<arch> and train_variant, not only those of rule `train`."""
+    configfile = _study_config(
+        tmp_path,
+        widths=[4],
+        train={"epochs": 1, "max_steps": 5, "shared_fraction_run": True},
+        runtime=7,
+        variants={"probe": {"arch": ARCH, "widths": [4], "train": {"shared_fraction_run": False}}},
+    )
+    targets = [
+        tmp_path / f"results/runs/{ARCH}/4/1/seed0/curve.csv",
+        tmp_path / f"results/variants/probe/{ARCH}/4/1/seed0/curve.csv",
+    ]
+    result = subprocess.run(
+        _snakemake_cmd(tmp_path, configfile, *map(str, targets), kill_after=600),
+        cwd=ROOT, capture_output=True, text=True, env=_env(),
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    records = [_job_record(job) for job, _ in _submissions(output)]
+    assert sorted(_rule_of(rec) for rec in records) == [f"train_shared_{ARCH}", "train_variant"]
+    for record in records:
+        assert record["Account"] == ACCOUNT, record
+        assert record["Partition"] == PARTITION, record
+        assert record["TimeLimit"] == "00:07:00", record
+        assert re.fullmatch(r"gres[:/]gpu:1", record.get("TresPerNode", "")), record
+    assert all(target.exists() for target in targets)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_partition_slurm_refuses_fails_with_sbatch_message(slurm, tmp_path):
     """A value SLURM refuses ends the run with sbatch's own message, not a hang."""
     configfile = _study_config(tmp_path, widths=[4], train={"epochs": 1, "max_steps": 5})
-    target = tmp_path / f"results/runs/{ARCH}/4/1/curve.csv"
+    target = tmp_path / f"results/runs/{ARCH}/4/1/seed0/curve.csv"
     result = subprocess.run(
         _snakemake_cmd(
             tmp_path, configfile, str(target),
-            "--set-resources", "train:slurm_partition=no_such_partition", "--retries", "0",
+            "--config", "slurm={partition: no_such_partition}", "--retries", "0",
             kill_after=300,
         ),
         cwd=ROOT, capture_output=True, text=True, env=_env(),
@@ -254,7 +328,7 @@ def _start_long_training(tmp_path: Path, runtime: int, extra: str | None = None)
         runtime=runtime,
         extra=extra,
     )
-    target = tmp_path / f"results/runs/{ARCH}/4/1/curve.csv"
+    target = tmp_path / f"results/runs/{ARCH}/4/1/seed0/curve.csv"
     output = tmp_path / "snakemake.out"
     with output.open("w") as sink:
         process = subprocess.Popen(

@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -95,39 +96,248 @@ def _tiny_config(tmp_path: Path) -> dict:
     }
 
 
-@pytest.mark.slow
-def test_partial_reruns_touch_only_affected_jobs(tmp_path):
-    config = _tiny_config(tmp_path)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    built = _snakemake("--cores", "2", cwd=tmp_path, timeout=900)
+# The rerun tests build extraction, training, kappa and the frontier for real (Snakemake
+# metadata included) and dry-run those targets after each edit; the fit downstream takes
+# params.fit exactly like the frontier does.
+TARGETS = ["frontier/mpnn_flops.csv", "kappa.csv"]  # under config['results']
+
+
+@pytest.fixture(scope="module")
+def built_study(tmp_path_factory) -> tuple[Path, dict]:
+    """The tiny study built once for real (metadata included), for rerun dry runs."""
+    folder = tmp_path_factory.mktemp("study")
+    config = _tiny_config(folder)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    targets = [f"{config['results']}/{target}" for target in TARGETS]
+    built = _snakemake("--cores", "2", *targets, cwd=folder, timeout=900)
     assert built.returncode == 0, built.stderr[-4000:]
-    assert (tmp_path / "results/table1.csv").exists()
-    assert (tmp_path / "results/figures/fig1.pdf").exists()
+    assert (folder / "results/frontier/mpnn_flops.csv").exists()
+    assert (folder / "results/runs/mpnn/4/0.5/seed0/curve.csv").exists()
+    return folder, config
 
-    # nothing to do when nothing changed
-    counts, _ = _planned_jobs(_snakemake("-n", cwd=tmp_path).stdout)
-    assert sum(counts.values()) == 0
 
-    aggregation = {"frontier", "fit", "table1", "fig1", "main", "kappa_table"}
+class _PlannedJobs(tuple):
+    """(rule counts, jobs) of a dry run, with Snakemake's reasons for assertion messages."""
 
+    def __new__(cls, counts, jobs, reasons):
+        planned = super().__new__(cls, (counts, jobs))
+        planned.reasons = reasons
+        return planned
+
+
+def _plan_after(built_study, edit) -> tuple[Counter, set[tuple[str, str]]]:
+    """Rule counts and jobs that a dry run plans after ``edit(config)`` (default triggers)."""
+    folder, config = built_study
+    edited = yaml.safe_load(yaml.safe_dump(config))
+    edit(edited)
+    (folder / "edited.yaml").write_text(yaml.safe_dump(edited))
+    targets = [f"{config['results']}/{target}" for target in TARGETS]
+    result = _snakemake("-n", *targets, "--configfile", "edited.yaml", cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts, jobs = _planned_jobs(result.stdout)
+    reasons = result.stdout[result.stdout.find("Reasons:") :]
+    return _PlannedJobs(counts, jobs, reasons)
+
+
+AGGREGATION = {"frontier", "kappa_table"}
+
+
+@pytest.mark.slow
+def test_nothing_reruns_when_nothing_changed(built_study):
+    planned = _plan_after(built_study, lambda config: None)
+    assert sum(planned[0].values()) == 0, planned.reasons
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["train"].update(threads=2),
+        lambda c: c["train"].update(device="cpu"),
+        lambda c: c["train"].update(checkpoint_every_seconds=60),
+        lambda c: c["archs"]["mpnn"].update(resources={"runtime": 5, "mem_mb": 500}),
+        lambda c: c.update(slurm={"account": "x", "partition": "p", "gres": "gpu:a100:2"}),
+        lambda c: c.update(slurm={"cpu_jobs": {"cpus_per_task": 1, "mem_mb": 100}}),
+    ],
+    ids=["threads", "device", "checkpoint", "arch_resources", "slurm", "cpu_jobs"],
+)
+def test_how_a_job_runs_reruns_nothing(built_study, edit):
+    planned = _plan_after(built_study, edit)
+    assert sum(planned[0].values()) == 0, planned.reasons
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["fit"].update(n_boot=30),
+        lambda c: c["fit"].update(e_mode="free"),
+        lambda c: c["fit"].update(ema={"mpnn": 0.5}),
+        lambda c: c["fit"].update(compute="kappa"),
+    ],
+    ids=["n_boot", "e_mode", "ema", "compute"],
+)
+def test_fit_settings_rerun_only_fits_tables_and_figures(built_study, edit):
+    planned = _plan_after(built_study, edit)
+    assert set(planned[0]) == {"frontier"}, planned.reasons
+
+
+@pytest.mark.slow
+def test_a_new_seed_trains_only_its_runs(built_study):
+    counts, jobs = _plan_after(built_study, lambda c: c.update(seeds=[0, 1]))
+    trained = {w for rule, w in jobs if rule == "train"}
+    assert trained == {
+        f"arch=mpnn, width={w}, fraction={f}, seed=1"
+        for w in (4, 8, 12)
+        for f in ("0.5", "0.75", "1")
+    }
+    assert set(counts) == {"train"} | AGGREGATION - {"kappa_table"}
+
+    # a rung replicated alone: seed 1 only at the smallest and largest widths
+    def replicate_ends(config):
+        config["archs"]["mpnn"].update(seeds=[0, 1], seed_widths=[4, 12])
+
+    _, jobs = _plan_after(built_study, replicate_ends)
+    trained = {w for rule, w in jobs if rule == "train"}
+    assert trained == {
+        f"arch=mpnn, width={w}, fraction={f}, seed=1" for w in (4, 12) for f in ("0.5", "0.75", "1")
+    }
+
+
+@pytest.mark.slow
+def test_a_ladder_edit_reruns_only_its_jobs(built_study):
     # one width edited: its three training jobs, kappa (it measures the ladder) and the
     # aggregation downstream; no other training job
-    width_edit = yaml.safe_load(yaml.safe_dump(config))
-    width_edit["archs"]["mpnn"]["widths"] = [4, 8, 16]
-    (tmp_path / "width.yaml").write_text(yaml.safe_dump(width_edit))
-    result = _snakemake("-n", "--configfile", "width.yaml", cwd=tmp_path)
-    counts, jobs = _planned_jobs(result.stdout)
+    def width_edit(config):
+        config["archs"]["mpnn"]["widths"] = [4, 8, 16]
+
+    counts, jobs = _plan_after(built_study, width_edit)
     trained = {w for rule, w in jobs if rule == "train"}
     assert trained == {f"arch=mpnn, width=16, fraction={f}, seed=0" for f in ("0.5", "0.75", "1")}
-    assert set(counts) == {"train", "kappa"} | aggregation
+    assert set(counts) == {"train", "kappa"} | AGGREGATION
     assert "extract" not in counts
 
     # one fraction edited: its three training jobs and the aggregation; kappa untouched
-    fraction_edit = yaml.safe_load(yaml.safe_dump(config))
-    fraction_edit["fractions"] = [0.5, 0.8, 1.0]
-    (tmp_path / "fraction.yaml").write_text(yaml.safe_dump(fraction_edit))
-    result = _snakemake("-n", "--configfile", "fraction.yaml", cwd=tmp_path)
-    counts, jobs = _planned_jobs(result.stdout)
+    counts, jobs = _plan_after(built_study, lambda c: c.update(fractions=[0.5, 0.8, 1.0]))
     trained = {w for rule, w in jobs if rule == "train"}
     assert trained == {f"arch=mpnn, width={w}, fraction=0.8, seed=0" for w in (4, 8, 12)}
-    assert set(counts) == {"train"} | aggregation - {"kappa_table"}
+    assert set(counts) == {"train"} | AGGREGATION - {"kappa_table"}
+
+
+# --- Snakemake's own job resources: one SLURM override reaches every training job -------
+
+TRAIN_RULE = re.compile(r"^(train|train_shared_\w+|train_variant)$")
+
+
+def _planned_resources(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, resources) of every job of a dry run, as Snakemake printed them."""
+    jobs = []
+    for line in output.splitlines():
+        line = line.strip()
+        match = re.match(r"^(?:local)?rule (\w+):", line)
+        if match:
+            jobs.append((match.group(1), {}))
+        elif line.startswith("resources:") and jobs:
+            for item in line.removeprefix("resources:").strip().split(", "):
+                key, _, value = item.partition("=")
+                jobs[-1][1][key] = value
+    return jobs
+
+
+def _write_user_file(path: Path, **sections) -> Path:
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+@pytest.fixture(scope="module")
+def omol25_folders(tmp_path_factory) -> Path:
+    """A neutral-subset folder and the diverse split beside it (../train_4M), each one
+    small OMol25-style aselmdb shard, as config/paper.yaml expects them."""
+    from tests.data.data_synth import make_atoms, random_molecule, write_aselmdb
+
+    root = tmp_path_factory.mktemp("omol25")
+    rng = np.random.default_rng(0)
+    for split in ("neutral", "train_4M"):
+        (root / split).mkdir()
+        atoms = [make_atoms(*random_molecule(rng, int(rng.integers(3, 8)))) for _ in range(8)]
+        write_aselmdb(root / split / "data0000.aselmdb", atoms)
+    return root
+
+
+@pytest.mark.parametrize("study", ["default", "paper"])
+def test_slurm_settings_reach_every_training_job(study, tmp_path, omol25_folders):
+    """The done-when of issue 17 item 1: a user file that sets only data.path (paper) and
+    the account; every training job, whatever its rule, carries the account, partition,
+    GPUs, CPUs, time limit and memory, and the heavy CPU jobs carry the account too."""
+    if study == "paper":
+        # paper.yaml's own partition, GPUs and CPUs; the user adds only the account
+        config_path = ROOT / "config/paper.yaml"
+        slurm = {"account": "acct42", "partition": "a100", "gres": "gpu:1", "cpus_per_task": 8}
+        user = _write_user_file(
+            tmp_path / "user.yaml",
+            data={"path": str(omol25_folders / "neutral")},
+            slurm={"account": "acct42"},
+        )
+        configs = ["--configfile", str(config_path), str(user)]
+    else:
+        config_path = ROOT / "config.yaml"
+        slurm = {
+            "account": "acct42",
+            "partition": "gpu_x",
+            "gres": "gpu:h100:1",
+            "cpus_per_task": 3,
+        }
+        user = _write_user_file(tmp_path / "user.yaml", slurm=slurm)
+        configs = ["--configfile", str(user)]
+    result = _snakemake("-n", "--forceall", "--profile", "slurm", "all", *configs, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = _planned_resources(result.stdout)
+    config = yaml.safe_load(config_path.read_text())
+    training = [(rule, res) for rule, res in jobs if TRAIN_RULE.match(rule)]
+    rules = {rule for rule, _ in training}
+    assert "train_variant" in rules and any(r.startswith("train_shared_") for r in rules)
+    if study == "default":
+        assert "train" in rules
+    for rule, resources in training:
+        assert resources["slurm_account"] == "acct42", (rule, resources)
+        assert resources["slurm_partition"] == slurm["partition"], (rule, resources)
+        assert resources["gres"] == slurm["gres"], (rule, resources)
+        assert int(resources["cpus_per_task"]) == slurm["cpus_per_task"], (rule, resources)
+        assert int(resources["runtime"]) > 0 and int(resources["mem_mb"]) > 0
+    # the time limit and memory are the arch's
+    shared = [res for rule, res in training if rule == "train_shared_egnn"]
+    assert {int(res["runtime"]) for res in shared} == {
+        config["archs"]["egnn"]["resources"]["runtime"]
+    }
+    heavy = [(rule, res) for rule, res in jobs if rule in ("extract", "extract_variant", "kappa")]
+    assert {rule for rule, _ in heavy} >= {"extract", "kappa"}
+    for rule, resources in heavy:
+        assert resources["slurm_account"] == "acct42", (rule, resources)
+        assert "gres" not in resources, (rule, resources)
+
+
+def test_paper_study_runs_from_one_data_path(tmp_path, omol25_folders):
+    """Issue 17 item 3: config/paper.yaml plus a user file with data.path only plans `all`,
+    and that one path reaches every extraction, the diverse split's included."""
+    from pipeline.config import expand_variants, merge_config
+
+    neutral = omol25_folders / "neutral"
+    user = _write_user_file(tmp_path / "user.yaml", data={"path": str(neutral)})
+    result = _snakemake(
+        "-n", "--forceall", "all", "--configfile", str(ROOT / "config/paper.yaml"), str(user)
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts, _ = _planned_jobs(result.stdout)
+    assert counts["extract"] == 1 and counts["extract_variant"] == 2
+
+    paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    merged = merge_config(paper, yaml.safe_load(user.read_text()))
+    paths = {
+        name: variant["data"]["path"]
+        for name, variant in expand_variants(merged).items()
+        if variant["own_data"]
+    }
+    assert set(paths) == {"diverse_mpnn", "diverse_esen"}
+    for path in paths.values():
+        assert Path(path) == omol25_folders / "train_4M"
+        assert list(Path(path).glob("*.aselmdb"))

@@ -124,8 +124,11 @@ def get_train_resources(resources, train):
 
 
 def get_cpu_job_resources():
-    """Resources of the heavy CPU stages (extraction, kappa) under --profile slurm."""
+    """Resources of the heavy CPU stages (extraction, kappa) under --profile slurm; none
+    when slurm.cpu_jobs.on_slurm is false (they then run where Snakemake runs)."""
     cpu = SLURM["cpu_jobs"]
+    if not cpu["on_slurm"]:
+        return {}
     partition = {"slurm_partition": cpu["partition"]} if cpu.get("partition") else {}
     return {
         **get_slurm_account(),
@@ -246,7 +249,11 @@ def get_group_average_files(wildcards):
     ]
 
 
-PAPER_CONFIG = "config/paper.yaml"
+# Categories of Snakemake's report (snakemake --report results/report.html).
+MAIN, SYMMETRY, SWEEPS = "Main study", "Symmetry experiments", "Sweeps"
+LADDERS, DATA = "Ladders", "Data"
+
+PAPER_CONFIG = str(Path(workflow.basedir) / "config/paper.yaml")
 LADDER_ARCHS = {"3": "mpnn", "4": "egnn", "5": "esen", "6": "gemnet_oc"}
 FITS = expand(f"{RESULTS}/fits/{{arch}}.json", arch=ARCHS)
 FRONTIERS = expand(

@@ -8,7 +8,12 @@ rule extract:
         train=f"{RESULTS}/data/train.h5",
         val=f"{RESULTS}/data/val.h5",
         stats=f"{RESULTS}/data/stats.json",
-        summary=f"{RESULTS}/data/summary.json",
+        summary=report(
+            f"{RESULTS}/data/summary.json",
+            caption="../report/data_summary.rst",
+            category=DATA,
+            labels={"name": "data summary"},
+        ),
     log:
         f"{RESULTS}/logs/extract.log",
     localrule: CPU_JOBS_LOCAL

@@ -6,7 +6,12 @@ rule fig1:
         frontiers=FRONTIERS,
         fits=FITS,
     output:
-        f"{RESULTS}/figures/fig1.pdf",
+        report(
+            f"{RESULTS}/figures/fig1.pdf",
+            caption="../report/main_fig1.rst",
+            category=MAIN,
+            labels={"name": "Figure 1"},
+        ),
     log:
         f"{RESULTS}/logs/fig1.log",
     localrule: True
@@ -23,7 +28,12 @@ rule fig2:
         points=KAPPA_POINTS,
         kappas=KAPPAS,
     output:
-        f"{RESULTS}/figures/fig2.pdf",
+        report(
+            f"{RESULTS}/figures/fig2.pdf",
+            caption="../report/main_fig2.rst",
+            category=MAIN,
+            labels={"name": "Figure 2"},
+        ),
     log:
         f"{RESULTS}/logs/fig2.log",
     localrule: True
@@ -39,7 +49,12 @@ rule fig3:
         frontiers=FRONTIERS,
         kappas=KAPPAS,
     output:
-        f"{RESULTS}/figures/fig3.pdf",
+        report(
+            f"{RESULTS}/figures/fig3.pdf",
+            caption="../report/main_fig3.rst",
+            category=MAIN,
+            labels={"name": "Figure 3"},
+        ),
     log:
         f"{RESULTS}/logs/fig3.log",
     localrule: True
@@ -55,7 +70,12 @@ rule fig4:
         + get_variant_run_files(get_variants_named("esen_lmax")),
         kappas=get_kappa_files("esen"),
     output:
-        f"{RESULTS}/figures/fig4.pdf",
+        report(
+            f"{RESULTS}/figures/fig4.pdf",
+            caption="../report/sym_fig4.rst",
+            category=SYMMETRY,
+            labels={"name": "Figure 4"},
+        ),
     log:
         f"{RESULTS}/logs/fig4.log",
     localrule: True
@@ -79,7 +99,12 @@ rule fig5:
         runs=get_base_run_files(ARCHS),
         fits=FITS,
     output:
-        f"{RESULTS}/figures/fig5.pdf",
+        report(
+            f"{RESULTS}/figures/fig5.pdf",
+            caption="../report/main_fig5.rst",
+            category=MAIN,
+            labels={"name": "Figure 5"},
+        ),
     log:
         f"{RESULTS}/logs/fig5.log",
     localrule: True
@@ -95,7 +120,12 @@ rule fig6:
     input:
         fits=FITS,
     output:
-        f"{RESULTS}/figures/fig6.pdf",
+        report(
+            f"{RESULTS}/figures/fig6.pdf",
+            caption="../report/main_fig6.rst",
+            category=MAIN,
+            labels={"name": "Figure 6"},
+        ),
     log:
         f"{RESULTS}/logs/fig6.log",
     localrule: True
@@ -113,7 +143,12 @@ rule fig7:
         + get_variant_run_files(["symmetry_loss"]),
         kappas=get_kappa_files("mpnn"),
     output:
-        f"{RESULTS}/figures/fig7.pdf",
+        report(
+            f"{RESULTS}/figures/fig7.pdf",
+            caption="../report/sym_fig7.rst",
+            category=SYMMETRY,
+            labels={"name": "Figure 7"},
+        ),
     log:
         f"{RESULTS}/logs/fig7.log",
     localrule: True
@@ -133,7 +168,12 @@ rule fig8:
         runs=lambda wildcards: get_variant_run_files(["multi_epoch", "multi_epoch_aug"]),
         kappas=get_kappa_files("mpnn"),
     output:
-        f"{RESULTS}/figures/fig8.pdf",
+        report(
+            f"{RESULTS}/figures/fig8.pdf",
+            caption="../report/sym_fig8.rst",
+            category=SYMMETRY,
+            labels={"name": "Figure 8"},
+        ),
     log:
         f"{RESULTS}/logs/fig8.log",
     localrule: True
@@ -152,7 +192,12 @@ rule fig9:
         ),
         kappas=get_kappa_files("mpnn", "esen"),
     output:
-        f"{RESULTS}/figures/fig9.pdf",
+        report(
+            f"{RESULTS}/figures/fig9.pdf",
+            caption="../report/sym_fig9.rst",
+            category=SYMMETRY,
+            labels={"name": "Figure 9"},
+        ),
     log:
         f"{RESULTS}/logs/fig9.log",
     localrule: True
@@ -169,7 +214,12 @@ rule fig10:
         grid=lambda wildcards: get_variant_run_files(get_variants_named("lr_batch")),
         sweep=lambda wildcards: get_variant_run_files(get_variants_named("depth_width")),
     output:
-        f"{RESULTS}/figures/fig10.pdf",
+        report(
+            f"{RESULTS}/figures/fig10.pdf",
+            caption="../report/sweep_fig10.rst",
+            category=SWEEPS,
+            labels={"name": "Figure 10"},
+        ),
     log:
         f"{RESULTS}/logs/fig10.log",
     localrule: True
@@ -185,7 +235,12 @@ rule fig11:
             get_variants_named("vector_channels")
         ),
     output:
-        f"{RESULTS}/figures/fig11.pdf",
+        report(
+            f"{RESULTS}/figures/fig11.pdf",
+            caption="../report/sweep_fig11.rst",
+            category=SWEEPS,
+            labels={"name": "Figure 11"},
+        ),
     log:
         f"{RESULTS}/logs/fig11.log",
     localrule: True
@@ -200,7 +255,12 @@ rule fig12:
         runs=lambda wildcards: get_variant_run_files(["diverse_mpnn", "diverse_esen"]),
         kappas=get_kappa_files("mpnn", "esen"),
     output:
-        f"{RESULTS}/figures/fig12.pdf",
+        report(
+            f"{RESULTS}/figures/fig12.pdf",
+            caption="../report/sym_fig12.rst",
+            category=SYMMETRY,
+            labels={"name": "Figure 12"},
+        ),
     log:
         f"{RESULTS}/logs/fig12.log",
     localrule: True
@@ -236,7 +296,12 @@ rule fig13:
     input:
         get_group_average_files,
     output:
-        f"{RESULTS}/figures/fig13.pdf",
+        report(
+            f"{RESULTS}/figures/fig13.pdf",
+            caption="../report/sym_fig13.rst",
+            category=SYMMETRY,
+            labels={"name": "Figure 13"},
+        ),
     log:
         f"{RESULTS}/logs/fig13.log",
     localrule: True
@@ -250,7 +315,12 @@ rule fig14:
     input:
         runs=get_base_run_files(ARCHS),
     output:
-        f"{RESULTS}/figures/fig14.pdf",
+        report(
+            f"{RESULTS}/figures/fig14.pdf",
+            caption="../report/main_fig14.rst",
+            category=MAIN,
+            labels={"name": "Figure 14"},
+        ),
     log:
         f"{RESULTS}/logs/fig14.log",
     localrule: True
@@ -265,7 +335,12 @@ rule fig15:
         runs=lambda wildcards: get_base_run_files(["mpnn"])
         + get_variant_run_files(["absolute_positions"]),
     output:
-        f"{RESULTS}/figures/fig15.pdf",
+        report(
+            f"{RESULTS}/figures/fig15.pdf",
+            caption="../report/sym_fig15.rst",
+            category=SYMMETRY,
+            labels={"name": "Figure 15"},
+        ),
     log:
         f"{RESULTS}/logs/fig15.log",
     localrule: True
@@ -281,7 +356,12 @@ rule fig16:
     input:
         runs=lambda wildcards: get_variant_run_files(["transformer"]),
     output:
-        f"{RESULTS}/figures/fig16.pdf",
+        report(
+            f"{RESULTS}/figures/fig16.pdf",
+            caption="../report/sym_fig16.rst",
+            category=SYMMETRY,
+            labels={"name": "Figure 16"},
+        ),
     log:
         f"{RESULTS}/logs/fig16.log",
     localrule: True

@@ -6,7 +6,12 @@ rule fit:
         flops=rules.frontier.output.flops,
         hours=rules.frontier.output.hours,
     output:
-        f"{RESULTS}/fits/{{arch}}.json",
+        report(
+            f"{RESULTS}/fits/{{arch}}.json",
+            caption="../report/fit_json.rst",
+            category=MAIN,
+            labels={"name": "fit {arch}"},
+        ),
     log:
         f"{RESULTS}/logs/fit/{{arch}}.log",
     localrule: True

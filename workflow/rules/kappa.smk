@@ -32,7 +32,12 @@ rule kappa_table:
     input:
         expand(f"{RESULTS}/kappa/{{arch}}.csv", arch=ARCHS),
     output:
-        f"{RESULTS}/kappa.csv",
+        report(
+            f"{RESULTS}/kappa.csv",
+            caption="../report/kappa.rst",
+            category=MAIN,
+            labels={"name": "kappa"},
+        ),
     log:
         f"{RESULTS}/logs/kappa_table.log",
     localrule: True

@@ -6,7 +6,12 @@ rule table1:
     input:
         fits=FITS,
     output:
-        f"{RESULTS}/table1.csv",
+        report(
+            f"{RESULTS}/table1.csv",
+            caption="../report/table1.rst",
+            category=MAIN,
+            labels={"name": "Table 1"},
+        ),
     log:
         f"{RESULTS}/logs/table1.log",
     localrule: True
@@ -20,7 +25,12 @@ rule table1:
 
 rule table2:
     output:
-        f"{RESULTS}/table2.csv",
+        report(
+            f"{RESULTS}/table2.csv",
+            caption="../report/table2.rst",
+            category=LADDERS,
+            labels={"name": "Table 2"},
+        ),
     log:
         f"{RESULTS}/logs/table2.log",
     localrule: True
@@ -36,7 +46,12 @@ rule ladder_table:
     input:
         PAPER_CONFIG,
     output:
-        f"{RESULTS}/table{{n}}.csv",
+        report(
+            f"{RESULTS}/table{{n}}.csv",
+            caption="../report/ladder.rst",
+            category=LADDERS,
+            labels={"name": "Table {n}"},
+        ),
     log:
         f"{RESULTS}/logs/table{{n}}.log",
     wildcard_constraints:
@@ -54,7 +69,12 @@ rule table7:
     input:
         fits=FITS,
     output:
-        f"{RESULTS}/table7.csv",
+        report(
+            f"{RESULTS}/table7.csv",
+            caption="../report/table7.rst",
+            category=MAIN,
+            labels={"name": "Table 7"},
+        ),
     log:
         f"{RESULTS}/logs/table7.log",
     localrule: True
@@ -94,7 +114,12 @@ rule allocation:
     input:
         fits=FITS,
     output:
-        f"{RESULTS}/allocation.csv",
+        report(
+            f"{RESULTS}/allocation.csv",
+            caption="../report/allocation.rst",
+            category=MAIN,
+            labels={"name": "Compute-optimal allocation"},
+        ),
     log:
         f"{RESULTS}/logs/allocation.log",
     localrule: True

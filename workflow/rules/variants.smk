@@ -3,7 +3,12 @@ rule extract_variant:
         train=f"{RESULTS}/variants/{{variant}}/data/train.h5",
         val=f"{RESULTS}/variants/{{variant}}/data/val.h5",
         stats=f"{RESULTS}/variants/{{variant}}/data/stats.json",
-        summary=f"{RESULTS}/variants/{{variant}}/data/summary.json",
+        summary=report(
+            f"{RESULTS}/variants/{{variant}}/data/summary.json",
+            caption="../report/data_summary.rst",
+            category=DATA,
+            labels={"name": "data summary {variant}"},
+        ),
     log:
         f"{RESULTS}/logs/extract_variant/{{variant}}.log",
     localrule: CPU_JOBS_LOCAL
