@@ -18,7 +18,7 @@ def main(smk):
     # how the job runs (not rerun triggers): resources and threads, else the train section
     runtime = {
         "threads": smk.threads,
-        "device": smk.resources.get("train_device"),
+        "device": smk.resources.get("device") or smk.resources.get("train_device"),
         "checkpoint_every_seconds": smk.resources.get("checkpoint_every_seconds"),
     }
     train_job(
