@@ -2,16 +2,18 @@
 
 The job reads the first ceil(r M) molecules of the shuffled training set, trains with
 schedule-free AdamW on the loss of eq. 1 (plus, optionally, the symmetry loss of eq. 2),
-evaluates on the fixed validation set at log-spaced points in atoms seen (or every N
-optimizer steps), and writes per fraction ``curve.csv``, ``meta.json`` and ``model.pt``.
-It checkpoints periodically and on SIGTERM/SIGUSR1 (what SLURM sends before preemption
-or the time limit), then exits with ``RESUME_EXIT_CODE``; run again, it resumes from the
-checkpoint to the same result.
+evaluates on the fixed validation set at the points of a fixed log grid in atoms seen
+(:func:`.schedule.evaluation_grid`, or every N optimizer steps), and writes per
+fraction ``curve.csv``, ``meta.json`` and ``model.pt``. It checkpoints periodically and
+on SIGTERM/SIGUSR1 (what SLURM sends before preemption or the time limit), then exits
+with ``RESUME_EXIT_CODE``; run again, it resumes from the checkpoint to the same result.
 
 With ``shared_fraction_run`` (one pass only), the job trains once over the largest
 fraction, cutting batches at every fraction boundary: schedule-free optimisation has
 no horizon-dependent schedule and fractions are prefixes, so the state at the boundary
-of fraction r is the final state of a separate fraction-r run.
+of fraction r is the final state of a separate fraction-r run. A finished shared pass
+keeps its end state, and a later job that adds a larger fraction continues it instead of
+retraining (:mod:`.continuation`).
 
 The job is split as fairchem splits a runner from a unit: :mod:`.settings` (the config
 sections), :mod:`.schedule` (batches, fraction boundaries, evaluation steps),
