@@ -163,25 +163,26 @@ def _count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _worker_fairchem(batch: dict, args: argparse.Namespace) -> dict:
-    from fairchem.core.datasets.atomic_data import AtomicData
-
-    # the width whose count is nearest the target (counts increase with C); fairchem's
-    # charge/spin embeddings ("pos_emb") need an even C
+def _nearest_fairchem_width(target: int, lmax: int, layers: int) -> tuple[int, int]:
+    """The even C whose fairchem count is nearest ``target`` (charge/spin embeddings need
+    an even C; counts increase with C), and that count."""
     counts: dict[int, int] = {}
     for c in range(2, 257, 2):
-        counts[c] = _count(_fairchem_model(c, args.lmax, args.layers))
-        if counts[c] >= args.target_params:
+        counts[c] = _count(_fairchem_model(c, lmax, layers))
+        if counts[c] >= target:
             break
-    channels = min(counts, key=lambda k: (abs(counts[k] - args.target_params), k))
-    torch.manual_seed(0)
-    model = _fairchem_model(channels, args.lmax, args.layers)
-    model.train()
+    channels = min(counts, key=lambda k: (abs(counts[k] - target), k))
+    return channels, counts[channels]
+
+
+def _fairchem_data(batch: dict):
+    """fairchem's AtomicData for a saved batch (no cell, edges given, neutral singlets)."""
+    from fairchem.core.datasets.atomic_data import AtomicData
 
     z, pos, b = batch["atomic_numbers"], batch["positions"], batch["batch"]
     edges, natoms = batch["edge_index"], batch["n_atoms"]
     g, e, a = int(natoms.numel()), edges.shape[1], z.numel()
-    data = AtomicData(
+    return AtomicData(
         pos=pos,
         atomic_numbers=z,
         cell=torch.zeros(g, 3, 3, dtype=pos.dtype),
@@ -198,14 +199,114 @@ def _worker_fairchem(batch: dict, args: argparse.Namespace) -> dict:
         sid=[""] * g,
     )
 
+
+def _fairchem_forward(model: torch.nn.ModuleDict, data) -> tuple[torch.Tensor, torch.Tensor]:
+    emb = model["backbone"](data)
+    return model["energy"](data, emb)["energy"], model["forces"](data, emb)["forces"]
+
+
+def _worker_fairchem(batch: dict, args: argparse.Namespace) -> dict:
+    channels, params = _nearest_fairchem_width(args.target_params, args.lmax, args.layers)
+    torch.manual_seed(0)
+    model = _fairchem_model(channels, args.lmax, args.layers)
+    model.train()
+    data = _fairchem_data(batch)
+
     def step():
-        emb = model["backbone"](data)
-        energy = model["energy"](data, emb)["energy"]
-        forces = model["forces"](data, emb)["forces"]
-        return _loss(energy, forces)
+        return _loss(*_fairchem_forward(model, data))
 
     wall, cpu = _time_steps(model, step, args.repeats)
-    return {"params": counts[channels], "channels": channels, "wall": wall, "cpu": cpu}
+    return {"params": params, "channels": channels, "wall": wall, "cpu": cpu}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _eq1_loss(energy: torch.Tensor, forces: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Eq. 1 on normalised targets: per-atom energy MAE + per-molecule mean force L2 norm."""
+    n = batch["n_atoms"].to(forces.dtype)  # [M]
+    # fairchem's energy head sums in float64: compare in the forces' dtype
+    energy_term = ((energy.to(forces.dtype) - batch["energy"]).abs() / n).mean()
+    force_norm = (forces - batch["forces"]).norm(dim=1)  # [A]
+    per_molecule = torch.zeros_like(n).index_add_(0, batch["batch"], force_norm) / n
+    return energy_term + per_molecule.mean()
+
+
+def _train(model: torch.nn.Module, forward, data: dict, args: argparse.Namespace) -> dict:
+    """Schedule-free AdamW on the saved batches; validation loss at the saved steps."""
+    import schedulefree
+
+    optimizer = schedulefree.AdamWScheduleFree(
+        model.parameters(), lr=args.lr, warmup_steps=args.warmup_steps
+    )
+    train, val = data["train"], data["val"]
+    curve, wall, cpu = {}, [], []
+
+    def validate(step: int) -> None:
+        optimizer.eval()
+        model.eval()
+        with torch.no_grad():
+            total = sum(float(_eq1_loss(*forward(v), v)) * int(v["n_atoms"].numel()) for v in val)
+        curve[step] = total / sum(int(v["n_atoms"].numel()) for v in val)
+        optimizer.train()
+        model.train()
+
+    model.train()
+    optimizer.train()
+    for step, batch in enumerate(train, start=1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        optimizer.zero_grad(set_to_none=True)
+        loss = _eq1_loss(*forward(batch), batch)
+        loss.backward()
+        optimizer.step()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"non-finite training loss {float(loss)} at step {step}")
+        if step % args.eval_every == 0 or step == len(train):
+            validate(step)
+    return {"val_loss": curve, "wall": wall, "cpu": cpu}
+
+
+def _worker_train_ours(data: dict, args: argparse.Namespace) -> dict:
+    from pipeline.models import build, num_params
+
+    torch.manual_seed(0)
+    model = build(
+        "esen",
+        width=args.channels,
+        lmax=args.lmax,
+        mmax=2,
+        hidden_channels=32,
+        num_layers=args.layers,
+        ffn=args.ffn,
+    )
+
+    def forward(b):
+        return model(
+            b["atomic_numbers"],
+            b["positions"],
+            b["edge_index"],
+            b["batch"],
+            int(b["n_atoms"].numel()),
+        )
+
+    res = _train(model, forward, data, args)
+    return res | {"params": num_params(model), "channels": args.channels}
+
+
+def _worker_train_fairchem(data: dict, args: argparse.Namespace) -> dict:
+    channels, params = _nearest_fairchem_width(args.target_params, args.lmax, args.layers)
+    torch.manual_seed(0)
+    model = _fairchem_model(channels, args.lmax, args.layers)
+    for batch in data["train"] + data["val"]:
+        batch["data"] = _fairchem_data(batch)
+
+    def forward(b):
+        return _fairchem_forward(model, b["data"])
+
+    res = _train(model, forward, data, args)
+    return res | {"params": params, "channels": channels}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -215,7 +316,12 @@ def worker(args: argparse.Namespace) -> None:
         raise ValueError(f"a worker times one lmax, got {args.lmax}")
     args.lmax = args.lmax[0]
     batch = torch.load(args.batch_file)
-    fn = _worker_ours if args.worker == "ours" else _worker_fairchem
+    fn = {
+        "ours": _worker_ours,
+        "fairchem": _worker_fairchem,
+        "train-ours": _worker_train_ours,
+        "train-fairchem": _worker_train_fairchem,
+    }[args.worker]
     print(RESULT_TAG + json.dumps(fn(batch, args)), flush=True)
 
 
@@ -243,6 +349,59 @@ def demo_batch(num_molecules: int, seed: int) -> dict:
         "edge_index": b.edge_index,
         "n_atoms": b.n_atoms,
     }
+
+
+def training_data(
+    num_steps: int, batch_size: int, val_molecules: int, seed: int
+) -> dict[str, list[dict]]:
+    """Batches of the demo data for a training comparison, targets as the pipeline trains.
+
+    Energies are referenced and normalised, ``(E - sum_i ref[z_i] - mu) / sigma``, forces
+    divided by ``sigma`` (element references, mu and sigma from the extraction's
+    ``stats.json``). Training batches are consecutive ``batch_size`` slices of the
+    (already shuffled) training set; validation is the first ``val_molecules`` molecules
+    of the validation set, in batches of 32.
+    """
+    import numpy as np
+
+    from pipeline.data.extract import extract_dataset
+    from pipeline.data.loader import make_batch
+    from pipeline.data.store import MoleculeStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        extract_dataset("demo", None, tmp, val_size=max(val_molecules, 100), n_workers=1)
+        train = MoleculeStore.from_h5(Path(tmp) / "train.h5")
+        val = MoleculeStore.from_h5(Path(tmp) / "val.h5")
+        stats = json.loads((Path(tmp) / "stats.json").read_text())
+    ref = torch.zeros(128, dtype=torch.float64)
+    for z, value in stats["element_energy_eV"].items():
+        ref[int(z)] = value
+    mu, sigma = stats["energy_mean_eV"], stats["energy_std_eV"]
+
+    def batch_of(store, idx) -> dict:
+        b = make_batch(store, idx, cutoff=6.0, max_neighbors=30)
+        reference = torch.zeros(len(idx), dtype=torch.float64).index_add_(
+            0, b.batch, ref[b.atomic_numbers]
+        )
+        return {
+            "atomic_numbers": b.atomic_numbers,
+            "positions": b.positions,
+            "batch": b.batch,
+            "edge_index": b.edge_index,
+            "n_atoms": b.n_atoms,
+            "energy": ((b.energy - reference - mu) / sigma).float(),
+            "forces": b.forces / sigma,
+        }
+
+    order = np.random.default_rng(seed).permutation(train.num_molecules)
+    need = num_steps * batch_size
+    order = np.resize(order, need)  # wraps around if the set is smaller than the run
+    train_batches = [
+        batch_of(train, np.sort(order[i : i + batch_size])) for i in range(0, need, batch_size)
+    ]
+    n_val = min(val_molecules, val.num_molecules)
+    val_batches = [batch_of(val, np.arange(i, min(i + 32, n_val))) for i in range(0, n_val, 32)]
+    return {"train": train_batches, "val": val_batches}
 
 
 def fairchem_problem(python: str) -> str | None:
@@ -273,6 +432,12 @@ def run_worker(python: str, kind: str, batch_file: str, args, **extra) -> dict:
         str(args.layers),
         "--ffn",
         args.ffn,
+        "--lr",
+        str(args.lr),
+        "--warmup-steps",
+        str(args.warmup_steps),
+        "--eval-every",
+        str(args.eval_every),
     ]
     for key, value in extra.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
@@ -302,7 +467,22 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=4, help="our eSEN's C")
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--lmax", type=int, nargs="+", default=[4, 2])
-    parser.add_argument("--ffn", choices=["gate", "grid"], default="gate", help="ours")
+    parser.add_argument(
+        "--ffn",
+        choices=["gate", "grid"],
+        default="grid",
+        help="our atom-wise feed-forward (grid: the reference's, and config/paper.yaml's)",
+    )
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--train-batch", type=int, default=16, help="molecules per step")
+    parser.add_argument("--train-layers", type=int, default=4)
+    parser.add_argument("--train-lmax", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=5e-3, help="schedule-free AdamW, both")
+    parser.add_argument("--warmup-steps", type=int, default=20)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--val-molecules", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0, help="choice of demo molecules")
     parser.add_argument(
         "--fairchem-python",
@@ -310,7 +490,11 @@ def main() -> None:
     )
     parser.add_argument("--no-malloc-tuning", action="store_true")
     # internal: one timing in a fresh process
-    parser.add_argument("--worker", choices=["ours", "fairchem"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker",
+        choices=["ours", "fairchem", "train-ours", "train-fairchem"],
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument("--batch-file", help=argparse.SUPPRESS)
     parser.add_argument("--target-params", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -326,6 +510,62 @@ def main() -> None:
         print(INSTALL_HINT.format(python=args.fairchem_python, reason=problem))
         print("timing ours alone\n")
 
+    if not args.skip_timing:
+        compare_step_times(args, problem)
+    if not args.skip_training:
+        compare_training(args, problem)
+    print(f"load average now {os.getloadavg()[0]:.1f} (absolute times scale with it)")
+
+
+def compare_training(args: argparse.Namespace, problem: str | None) -> None:
+    """Train ours and fairchem's eSEN on the same batches; print validation losses."""
+    data = training_data(args.train_steps, args.train_batch, args.val_molecules, args.seed)
+    atoms = sum(int(b["atomic_numbers"].numel()) for b in data["train"]) / len(data["train"])
+    print(
+        f"training: {args.train_steps} steps of {args.train_batch} demo molecules "
+        f"(~{atoms:.0f} atoms), schedule-free AdamW lr {args.lr}, warmup "
+        f"{args.warmup_steps}, eq. 1 loss on normalised targets; lmax {args.train_lmax}, "
+        f"mmax 2, hidden 32, {args.train_layers} layers; validation on "
+        f"{sum(int(b['n_atoms'].numel()) for b in data['val'])} molecules"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        data_file = str(Path(tmp) / "train.pt")
+        torch.save(data, data_file)
+        common = dict(lmax=args.train_lmax, layers=args.train_layers)
+        ours = run_worker(
+            sys.executable, "train-ours", data_file, args, channels=args.channels, **common
+        )
+        results = {"ours": ours}
+        if problem is None:
+            results["fairchem"] = run_worker(
+                args.fairchem_python,
+                "train-fairchem",
+                data_file,
+                args,
+                target_params=ours["params"],
+                **common,
+            )
+    steps = sorted(int(k) for k in ours["val_loss"])
+    print(f"  {'':9s} {'params':>9s}  " + "  ".join(f"val@{k:<5d}" for k in steps) + "  ms/step")
+    for name, res in results.items():
+        losses = "  ".join(f"{res['val_loss'][str(k)]:9.4f}" for k in steps)
+        print(
+            f"  {name:9s} {res['params']:>9,}  {losses}  "
+            f"{statistics.median(res['wall']) * 1e3:7.1f} wall, "
+            f"{statistics.median(res['cpu']) * 1e3:.1f} CPU (C {res['channels']})"
+        )
+    if "fairchem" in results:
+        last = str(steps[-1])
+        ratio = ours["val_loss"][last] / results["fairchem"]["val_loss"][last]
+        print(
+            f"  final validation loss ours/fairchem: {ratio:.3f} "
+            f"(issue 13's target: within 5 %, i.e. <= 1.05)",
+            flush=True,
+        )
+
+
+def compare_step_times(args: argparse.Namespace, problem: str | None) -> None:
+    """Forward+backward time of ours and fairchem's on one demo batch, per lmax."""
     batch = demo_batch(args.molecules, args.seed)
     atoms = int(batch["atomic_numbers"].numel())
     print(
@@ -364,7 +604,6 @@ def main() -> None:
                 f"(parameters {ours['params'] / fc['params']:.3f}x)",
                 flush=True,
             )
-    print(f"load average now {os.getloadavg()[0]:.1f} (absolute times scale with it)")
 
 
 if __name__ == "__main__":
