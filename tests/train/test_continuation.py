@@ -68,18 +68,28 @@ def _assert_same_run(a, b):
     assert meta_a == meta_b
 
 
-def test_continued_pass_equals_a_fresh_pass(tiny_dataset, tmp_path, caplog):
-    fresh = _pass(tiny_dataset, tmp_path / "fresh", [0.25, 0.5, 1.0])
+@pytest.mark.parametrize(
+    "variant", [{}, {"augment": "always", "symmetry_loss_rotations": 1}], ids=["plain", "rotated"]
+)
+def test_continued_pass_equals_a_fresh_pass(tiny_dataset, tmp_path, caplog, variant):
+    fresh = _pass(tiny_dataset, tmp_path / "fresh", [0.25, 0.5, 1.0], **variant)
     root = tmp_path / "continued"
-    first = _pass(tiny_dataset, root, [0.25, 0.5])
+    first = _pass(tiny_dataset, root, [0.25, 0.5], **variant)
     assert (pass_dir(first, 0) / END_STATE).exists()
     assert pass_dir(first, 0) == root / "pass-seed0"
     _delete_outputs(first)
     with caplog.at_level("INFO", logger="pipeline.train.continuation"):
-        continued = _pass(tiny_dataset, root, [0.25, 0.5, 1.0])
+        continued = _pass(tiny_dataset, root, [0.25, 0.5, 1.0], **variant)
     assert "continuing the pass over [0.25, 0.5]" in caplog.text
     for r in (0.25, 0.5, 1.0):
         _assert_same_run(continued[r], fresh[r])
+
+
+def test_pass_folder_sits_beside_the_fraction_folders(tmp_path):
+    seeded = {0.1: tmp_path / "runs/esen/4/0.1/seed2", 0.2: tmp_path / "runs/esen/4/0.2/seed2"}
+    assert pass_dir(seeded, 2) == tmp_path / "runs/esen/4/pass-seed2"
+    plain = {0.1: tmp_path / "runs/esen/4/0.1", 0.2: tmp_path / "runs/esen/4/0.2"}
+    assert pass_dir(plain, 0) == tmp_path / "runs/esen/4/pass-seed0"
 
 
 def test_other_changes_train_from_scratch(tiny_dataset, tmp_path, caplog):
