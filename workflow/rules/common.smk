@@ -145,8 +145,9 @@ CPU_JOB_THREADS = SLURM["cpu_jobs"]["cpus_per_task"]
 
 def get_result_config():
     """The config without what does not change results (report.md's params): no SLURM
-    section, no resources, no train threads/device/checkpoint interval."""
-    kept = {key: value for key, value in config.items() if key != "slurm"}
+    section, no cost plan settings, no resources, no train threads/device/checkpoint
+    interval."""
+    kept = {key: value for key, value in config.items() if key not in ("slurm", "plan")}
     kept["train"] = result_train_settings(config["train"])
     kept["archs"] = {
         arch: {
