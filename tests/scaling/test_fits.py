@@ -66,7 +66,7 @@ def test_fit_json_contents(fit_json):
 def test_tables_are_consistent(fit_json):
     fits = read_fits([fit_json])
     t1 = table1(fits)
-    assert list(t1.columns) == [
+    assert list(t1.columns)[:10] == [
         "arch",
         "param",
         "eq4",
@@ -78,6 +78,9 @@ def test_tables_are_consistent(fit_json):
         "eq5_fit",
         "note",
     ]
+    assert {"e_mode_note", "seeds", "n_runs", "bootstrap_unit", "compute"} <= set(t1.columns)
+    assert t1["note"].tolist() == ["", ""] and t1["eq7_identified"].all()
+    assert t1["e_mode_note"].iloc[0].startswith("auto: free fit does not beat E = 0")
     assert t1["param"].tolist() == ["F_c", "gamma_c"]
     t7 = table7(fits)
     row = t7.iloc[0]
@@ -145,4 +148,5 @@ def test_runs_without_a_compute_optimal_law_are_reported_not_fatal(tmp_path):
     row = table1(fits).set_index("param").loc["gamma_c"]
     assert np.isnan(row["eq7"]) and np.isfinite(row["eq4"])
     assert "no compute-optimal" in row["note"]
-    assert allocation(fits, [1.0]).empty
+    alloc = allocation(fits, [1.0])
+    assert alloc["note"].iloc[0].startswith("not identified (") and np.isnan(alloc["n_opt"][0])

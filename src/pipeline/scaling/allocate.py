@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             "loss": _fmt(table, "loss", "{:.4g}"),
             "eq5 fit": table["eq5_fit"],
             "extrapolated": table["extrapolated"],
+            "note": table["note"],
         }
     )
     sys.stdout.write(show.to_string(index=False) + "\n")

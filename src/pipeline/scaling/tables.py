@@ -66,11 +66,11 @@ def table1(fits: Mapping[str, dict]) -> pd.DataFrame:
     -------
     DataFrame
         Columns ``arch, param`` ("F_c" or "gamma_c"), ``eq4, eq4_lo, eq4_hi, eq7,
-        eq7_lo, eq7_hi`` (NaN where that law is not identified), ``eq4_identified,
-        eq7_identified``, ``eq5_fit`` (which eq. 5 fit eq. 7 uses), ``e_mode_note``
-        (why), ``seeds``, ``seed_spread_sd_log`` (sd of log final loss between seeds of
-        one cell), ``n_runs``, ``bootstrap_unit``, ``compute`` and ``note``
-        ("not identified (<reason>)" per law). F_c for C in PFLOPs.
+        eq7_lo, eq7_hi`` (NaN where that law is not identified), ``eq5_fit`` (which
+        eq. 5 fit eq. 7 uses), ``note`` ("not identified (<reason>)" per law),
+        ``e_mode_note`` (why that eq. 5 fit), ``eq4_identified, eq7_identified``,
+        ``seeds``, ``seed_spread_sd_log`` (sd of log final loss between seeds of one
+        cell), ``n_runs``, ``bootstrap_unit``, ``compute``. F_c for C in PFLOPs.
     """
     rows = []
     for arch, f in fits.items():
@@ -95,16 +95,16 @@ def table1(fits: Mapping[str, dict]) -> pd.DataFrame:
                     "eq7": num(e7, k7, ok7),
                     "eq7_lo": num(e7, k7, ok7, 0),
                     "eq7_hi": num(e7, k7, ok7, 1),
+                    "eq5_fit": f["eq5_used"],
+                    "note": "; ".join(notes),
+                    "e_mode_note": f.get("eq5_used_reason", ""),
                     "eq4_identified": ok4,
                     "eq7_identified": ok7,
-                    "eq5_fit": f["eq5_used"],
-                    "e_mode_note": f.get("eq5_used_reason", ""),
                     "seeds": " ".join(str(s) for s in f.get("seeds", [0])),
                     "seed_spread_sd_log": _nan((f.get("seed_spread") or {}).get("sd_log")),
                     "n_runs": f.get("n_runs"),
                     "bootstrap_unit": f.get("bootstrap_unit", "point"),
                     "compute": f.get("compute", "kappa"),
-                    "note": "; ".join(notes),
                 }
             )
     return pd.DataFrame(rows)
@@ -141,6 +141,12 @@ def table7(fits: Mapping[str, dict]) -> pd.DataFrame:
         row["note"] = _note(s, "eq. 5")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+ALLOCATION_COLUMNS = (
+    "arch", "budget_pflops", "n_opt", "n_opt_lo", "n_opt_hi", "d_opt", "d_opt_lo", "d_opt_hi",
+    "loss", "loss_lo", "loss_hi", "eq5_fit", "extrapolated", "note",
+)  # fmt: skip
 
 
 def allocation(fits: Mapping[str, dict], budgets_pflops) -> pd.DataFrame:
@@ -194,7 +200,7 @@ def allocation(fits: Mapping[str, dict], budgets_pflops) -> pd.DataFrame:
             row["extrapolated"] = bool(c < lo_c or c > hi_c)
             row["note"] = ""
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=ALLOCATION_COLUMNS)
 
 
 def write_tables(
