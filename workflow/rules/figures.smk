@@ -60,6 +60,8 @@ rule fig3:
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        fit=config["fit"],
     script:
         "../scripts/fig3.py"
 
@@ -307,6 +309,8 @@ rule fig13:
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        fit=config["fit"],
     script:
         "../scripts/fig13.py"
 

@@ -13,7 +13,9 @@ rule kappa:
     localrule: CPU_JOBS_LOCAL
     conda:
         "../../environment.yml"
-    threads: CPU_JOB_THREADS
+    # one local slot (the demo's kappa is quick and must not hold training back); a SLURM
+    # job still gets slurm.cpu_jobs.cpus_per_task CPUs from its resources
+    threads: 1
     resources:
         **get_cpu_job_resources(),
     params:
