@@ -90,22 +90,24 @@ def test_measured_compute_uses_meta_flops_and_passes(tmp_path):
     counted = add_compute(curves, None, compute="measured", flops="counted")
     np.testing.assert_allclose(counted["compute_pflops"], 0.8 * by_kappa["compute_pflops"])
     curves["forward_passes_per_step"] = 3
-    tripled = add_compute(curves, None, compute="measured")
-    np.testing.assert_allclose(tripled["compute_pflops"], 3 * by_kappa["compute_pflops"])
+    tripled = add_compute(curves, None, compute="measured")  # default: counted FLOPs
+    np.testing.assert_allclose(tripled["compute_pflops"], 3 * 0.8 * by_kappa["compute_pflops"])
 
 
 def test_measured_compute_without_meta_flops_names_the_run(tmp_path):
     dirs = write_synthetic_study(tmp_path, n_params=(1e4, 1e5), fractions=(1.0,))
     meta = json.loads((dirs[0] / "meta.json").read_text())
-    del meta["forward_flops_per_atom_total"]
+    del meta["forward_flops_per_atom_counted"]
     (dirs[0] / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="forward_flops_per_atom_total.*set fit.compute: kappa"):
+    with pytest.raises(ValueError, match="forward_flops_per_atom_counted.*set fit.compute: kappa"):
         add_compute(load_curves(dirs), None, compute="measured")
 
 
 def test_kappa_misstating_measured_compute_is_recorded(tmp_path, caplog):
     dirs = write_synthetic_runs(tmp_path, "s", n_params=(2e4, 6e4, 2e5), noise=0.01, n_evals=8)
-    fit = fit_arch(load_curves(dirs), 2.5, n_boot=0, compute="measured", full_top_k=20)
+    fit = fit_arch(
+        load_curves(dirs), 2.5, n_boot=0, compute="measured", flops="total", full_top_k=20
+    )
     # meta says 2.0 N FLOPs per atom; kappa 2.5 overstates every run's compute by 25 %
     assert fit["compute_check"]["n_runs_over_10pct"] == 15
     assert fit["compute_check"]["max_rel_diff"] == pytest.approx(0.25)
@@ -117,7 +119,7 @@ def test_ema_and_settings_recorded(tmp_path):
                                  seeds=(0, 1))  # fmt: skip
     fit = fit_arch(load_curves(dirs), 2.0, n_boot=20, ema=0.9, compute="measured",
                    full_top_k=20, extrapolation=False)  # fmt: skip
-    assert fit["ema"] == 0.9 and fit["compute"] == "measured" and fit["flops"] == "total"
+    assert fit["ema"] == 0.9 and fit["compute"] == "measured" and fit["flops"] == "counted"
     assert fit["seeds"] == [0, 1] and fit["n_runs"] == 6 and fit["n_run_folders"] == 12
     assert fit["bootstrap_unit"] == "run"
     assert fit["eq5_free"]["bootstrap_unit"] == "run"

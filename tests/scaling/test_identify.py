@@ -112,8 +112,17 @@ def test_tables_print_not_identified_instead_of_numbers(tmp_path):
 def test_fit_options_defaults_and_ema_per_arch():
     opts = fit_options({"n_boot": 50, "seed": 1, "skip_fraction": 0.2,
                         "ema": {"gemnet_oc": 0.9}}, "gemnet_oc", {"flops": "counted"})  # fmt: skip
-    assert opts == {"n_boot": 50, "seed": 1, "warmup": 0.2, "e_mode": "auto", "ema": 0.9,
-                    "compute": "measured", "flops": "counted", "unit": "run"}  # fmt: skip
+    assert opts == {
+        "n_boot": 50,
+        "seed": 1,
+        "warmup": 0.2,
+        "e_mode": "auto",
+        "ema": 0.9,
+        "compute": "measured",
+        "flops": "counted",
+        "unit": "run",
+    }
+    assert fit_options({}, "mpnn")["flops"] == "counted"  # the schema default
     assert fit_options({}, "mpnn")["ema"] is None
     with pytest.raises(ValueError, match="fit.ema"):
         fit_options({"ema": 0.9}, "mpnn")

@@ -39,7 +39,7 @@ def test_kappa_table_separates_counted_and_total():
                         "flops_counted": frac * k * n * d,
                     }
                 )
-    t = kappa_table(pd.DataFrame(rows)).set_index("arch")
+    t = kappa_table(pd.DataFrame(rows), "total").set_index("arch")
     assert t.loc["esen", "kappa"] == pytest.approx(40.0)
     assert t.loc["esen", "kappa_counted"] == pytest.approx(24.0)
     assert t.loc["mpnn", "counted_fraction"] == pytest.approx(0.9)

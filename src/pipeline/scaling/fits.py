@@ -208,7 +208,7 @@ def _holdout_eq5(
     }
 
 
-def compute_check(curves: pd.DataFrame, kappa: float, flops: str = "total") -> dict:
+def compute_check(curves: pd.DataFrame, kappa: float, flops: str = "counted") -> dict:
     """How far ``C = 3 kappa N D`` is from each run's measured compute.
 
     Returns
@@ -273,7 +273,7 @@ def fit_arch(
     ema: float | None = None,
     e_mode: Literal["auto", "free", "e_zero"] = "auto",
     compute: Literal["kappa", "measured"] = "kappa",
-    flops: Literal["counted", "total"] = "total",
+    flops: Literal["counted", "total"] = "counted",
     unit: Literal["run", "point", "run_point"] = "run",
     holdout_fraction: float = 0.1,
     holdout_n_boot: int | None = 200,
@@ -537,7 +537,7 @@ FIT_DEFAULTS = {
     "compute": "measured",
     "bootstrap_unit": "run",
 }
-KAPPA_FLOPS_DEFAULT = "total"
+KAPPA_FLOPS_DEFAULT = "counted"
 
 
 def fit_options(fit: Mapping | None, arch: str | None = None, kappa: Mapping | None = None) -> dict:

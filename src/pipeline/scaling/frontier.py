@@ -143,7 +143,7 @@ def add_compute(
     kappa: float | Mapping[str, float] | None,
     *,
     compute: Literal["kappa", "measured"] = "kappa",
-    flops: Literal["counted", "total"] = "total",
+    flops: Literal["counted", "total"] = "counted",
 ) -> pd.DataFrame:
     """Add ``compute_pflops`` (training compute in PFLOPs) to every row.
 
@@ -198,7 +198,7 @@ def pareto_frontier(
     warmup: float = 0.1,
     ema: float | None = None,
     compute: Literal["kappa", "measured"] = "kappa",
-    flops: Literal["counted", "total"] = "total",
+    flops: Literal["counted", "total"] = "counted",
 ) -> pd.DataFrame:
     """Lower envelope of validation loss against compute, per (arch, variant).
 
@@ -262,7 +262,7 @@ def frontier_candidates(
     warmup: float = 0.1,
     ema: float | None = None,
     compute: Literal["kappa", "measured"] = "kappa",
-    flops: Literal["counted", "total"] = "total",
+    flops: Literal["counted", "total"] = "counted",
 ) -> pd.DataFrame:
     """Rows that may lie on a frontier: smoothed, with compute, after warm-up, x > 0."""
     if x not in X_COLUMNS:
@@ -343,7 +343,7 @@ def write_frontiers(
     warmup: float = 0.1,
     ema: float | None = None,
     compute: Literal["kappa", "measured"] = "kappa",
-    flops: Literal["counted", "total"] = "total",
+    flops: Literal["counted", "total"] = "counted",
 ) -> None:
     """Read runs and ``kappa.csv``; write ``{arch}_flops.csv`` and ``{arch}_hours.csv``."""
     from pipeline.scaling.kappa import read_kappa

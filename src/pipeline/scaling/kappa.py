@@ -101,7 +101,7 @@ def read_kappa_points(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def kappa_table(points: pd.DataFrame, flops: str = "total") -> pd.DataFrame:
+def kappa_table(points: pd.DataFrame, flops: str = "counted") -> pd.DataFrame:
     """Fit kappa per arch from the chosen FLOPs (and report the other mode too).
 
     Parameters
@@ -159,7 +159,7 @@ def kappa_table(points: pd.DataFrame, flops: str = "total") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def add_flops_per_param_atom(points: pd.DataFrame, flops: str = "total") -> pd.DataFrame:
+def add_flops_per_param_atom(points: pd.DataFrame, flops: str = "counted") -> pd.DataFrame:
     """Points with ``flops_per_param_atom`` = chosen FLOPs / (N D) (fig. 2's y axis)."""
     if flops not in FLOPS_MODES:
         raise ValueError(f"kappa.flops must be one of {FLOPS_MODES}, got {flops!r}")
@@ -169,7 +169,7 @@ def add_flops_per_param_atom(points: pd.DataFrame, flops: str = "total") -> pd.D
 
 
 def write_kappa_table(
-    points_csv: str | Path, out_csv: str | Path, flops: str = "total"
+    points_csv: str | Path, out_csv: str | Path, flops: str = "counted"
 ) -> pd.DataFrame:
     """Read raw FLOP points, fit kappa per arch, write ``results/kappa.csv``."""
     table = kappa_table(read_kappa_points(points_csv), flops)
