@@ -9,6 +9,9 @@ bootstrap (full-data fits only), so the printed ratio is the cost of the interva
 Usage::
 
     python benchmarks/bench_fit.py [--n-boot 1000] [--jobs 1 2] [--widths 6] [--fractions 10]
+        [--units run point]
+
+With ``--units run`` every resample re-extracts the frontier from the drawn passes.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def main() -> None:
     ap.add_argument("--widths", type=int, default=6, help="model sizes in the ladder")
     ap.add_argument("--fractions", type=int, default=10, help="data fractions per size")
     ap.add_argument("--evals", type=int, default=20, help="evaluations per run")
+    ap.add_argument("--units", nargs="+", default=["run", "point"], help="bootstrap units to time")
     args = ap.parse_args()
 
     import numpy as np
@@ -78,12 +82,12 @@ def main() -> None:
             f"component {name:<24}: single fit wall {t1:6.2f} s (cpu {c1:6.2f}), "
             f"with {args.n_boot} bootstraps wall {tb:6.2f} s (cpu {cb:6.2f})"
         )
-    for jobs in args.jobs:
-        t, c, fit = _timed(fit_arch, curves, kappa, n_boot=args.n_boot, n_jobs=jobs)
+    for jobs, unit in ((j, u) for j in args.jobs for u in args.units):
+        t, c, fit = _timed(fit_arch, curves, kappa, n_boot=args.n_boot, n_jobs=jobs, unit=unit)
         failed = {k: fit[k]["n_boot_failed"] for k in ("eq4_flops", "eq4_hours", "eq5_free",
                                                        "eq5_e_zero")}  # fmt: skip
         print(
-            f"whole stage, {args.n_boot} bootstraps, n_jobs={jobs}: wall {t:6.2f} s, "
+            f"whole stage, {args.n_boot} bootstraps over {unit}s, n_jobs={jobs}: wall {t:6.2f} s, "
             f"cpu {c:6.2f} s (wall ratio to baseline {t / t_base:4.1f}x, "
             f"cpu ratio {c / c_base:4.1f}x); failed bootstraps {failed}"
         )
