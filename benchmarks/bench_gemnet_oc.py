@@ -1,95 +1,214 @@
-"""Forward+backward time of GemNet-OC per batch, and atoms/s, at width 32 (paper depth 4).
+"""GemNet-OC training-step time at demo size, before and after (same run), with profiles.
 
-A batch is 64 random organic-like molecules of 12-30 atoms (bonded clusters of H, C, N,
-O, the generator of ``bench_esen.py``) on the model's 10 Angstrom / 50-neighbour graph.
-Baseline measured in the same run: the project's MPNN at the same width on its own
-6 Angstrom / 30-neighbour graph; the ratio GemNet-OC / MPNN is printed, as is the share
-of the step spent building triplet/quadruplet indices and bases (``_graph``).
+Demo size is config.yaml's gemnet_oc: widths 8, 16, 32, 2 interaction blocks, a 6 Angstrom
+/ 30-neighbour graph, batches of 16 molecules of the embedded GFN2-xTB dataset (8-30
+atoms). A step is forward, the eq. (1)-like loss, backward and an AdamW update; graph
+building is the loader's job and is not timed.
 
-    python benchmarks/bench_gemnet_oc.py --threads 2
+"Before" is the model at git revision ``--before`` (default ``cf9e7e1``, the code of
+issue 16's measurement), loaded from ``git show`` into a temporary package, so the ratio
+is measured side by side in one process, steps interleaved. Both run the old quadruplet
+graph (``cutoff_qint`` 2.5 Angstrom, no neighbour cap), so the comparison is like for
+like; the current default quadruplet graph (issue 13: reference cutoff and cap) is timed
+too. ``--profile`` prints torch.profiler tables (self CPU time) of one step of each.
 
-The comparison with fairchem's GemNet-OC (issue 5) needs fairchem-core 1.10 in a
-separate venv (torch 2.4); it is not part of this script.
+    OMP_NUM_THREADS=1 python benchmarks/bench_gemnet_oc.py
+    OMP_NUM_THREADS=1 python benchmarks/bench_gemnet_oc.py --profile --widths 16
 
-On a shared machine the wall time depends on the load, which is printed; the process
-CPU time per step is printed too and is the steadier number.
+On a shared machine the wall time depends on the load, which is printed; ratios of
+interleaved steps are the steadier numbers. Like the workflow (``workflow/rules/common.smk``),
+the script runs with glibc's malloc tuned (``MALLOC_MMAP_MAX_=0``, see ``bench_esen.py``)
+unless ``--no-malloc-tuning``: without it every large temporary page-faults afresh.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
+import importlib
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+import h5py
+import numpy as np
 import torch
 
+from pipeline.data.demo import demo_path
 from pipeline.data.graphs import radius_graph
 from pipeline.models import build, num_params
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_esen import MALLOC_ENV, organic_batch, time_step  # noqa: E402
+from bench_esen import MALLOC_ENV  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_HPARAMS = {"num_layers": 2, "cutoff": 6.0, "max_neighbors": 30}
+OLD_QUAD_GRAPH = {"cutoff_qint": 2.5}
+
+
+def load_before(revision: str) -> type[torch.nn.Module]:
+    """GemNetOC class of ``revision`` (its gemnet_oc*.py and blocks.py) from git."""
+    tmp = Path(tempfile.mkdtemp(prefix="gemnet_before_"))
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", revision, "src/pipeline/models/"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    names = ["blocks"] + sorted(
+        Path(f).stem for f in listing if Path(f).name.startswith("gemnet_oc")
+    )
+    for name in names:
+        text = subprocess.run(
+            ["git", "show", f"{revision}:src/pipeline/models/{name}.py"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for other in names:
+            text = text.replace(f"pipeline.models.{other} ", f"_before_{other} ")
+            text = text.replace(f"pipeline.models.{other}\n", f"_before_{other}\n")
+        (tmp / f"_before_{name}.py").write_text(text)
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module("_before_gemnet_oc").GemNetOC
+
+
+def demo_batches(count: int, batch_size: int, cutoff: float, max_neighbors: int) -> list[tuple]:
+    """``count`` batches of neutral closed-shell demo molecules with graphs and targets."""
+    with h5py.File(demo_path(), "r") as f:
+        ok = np.flatnonzero((f["charge"][:] == 0) & (f["spin"][:] == 1))[: count * batch_size]
+        ptr = f["ptr"][:]
+        stop = int(ptr[ok[-1] + 1])
+        z_all, pos_all = f["atomic_numbers"][:stop], f["positions"][:stop]
+        frc_all, energy = f["forces"][:stop], f["energy"][:]
+    out = []
+    for b in range(count):
+        mols = ok[b * batch_size : (b + 1) * batch_size]
+        sl = [slice(int(ptr[m]), int(ptr[m + 1])) for m in mols]
+        z = torch.from_numpy(np.concatenate([z_all[s] for s in sl]).astype(np.int64))
+        pos = torch.from_numpy(np.concatenate([pos_all[s] for s in sl]))
+        frc = torch.from_numpy(np.concatenate([frc_all[s] for s in sl])) / 10.0
+        batch = torch.cat([torch.full((s.stop - s.start,), i) for i, s in enumerate(sl)])
+        e = torch.from_numpy(energy[mols]).float()
+        e = (e - e.mean()) / e.std()
+        edges = radius_graph(pos, batch, cutoff, max_neighbors)
+        out.append((z, pos, edges, batch, len(mols), e, frc))
+    return out
+
+
+def train_step(model, optimizer, data) -> None:
+    z, pos, edges, batch, m, e_target, f_target = data
+    energy, forces = model(z, pos, edges, batch, m)
+    n_atoms = torch.bincount(batch, minlength=m)
+    loss = ((energy - e_target).abs() / n_atoms).mean() + (forces - f_target).norm(dim=1).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def max_rel_difference(before: torch.nn.Module, after: torch.nn.Module, data) -> float:
+    """Largest relative difference of energies and forces in float64 (after's weights
+    loaded into before; scale factors unfitted, i.e. 1), the numerics check."""
+    before = copy.deepcopy(before).double()
+    after = copy.deepcopy(after).double()
+    missing, unexpected = before.load_state_dict(after.state_dict(), strict=False)
+    if missing or any(not k.endswith((".scale", ".fitted")) for k in unexpected):
+        raise RuntimeError(f"state_dicts differ: missing {missing}, unexpected {unexpected}")
+    z, pos, edges, batch, m = data[:5]
+    worst = 0.0
+    with torch.no_grad():
+        for x, y in zip(
+            before(z, pos.double(), edges, batch, m),
+            after(z, pos.double(), edges, batch, m),
+            strict=True,
+        ):
+            worst = max(worst, float((x - y).abs().max() / y.abs().max()))
+    return worst
+
+
+def profile_table(model, optimizer, data, rows: int) -> str:
+    train_step(model, optimizer, data)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        train_step(model, optimizer, data)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default="cf9e7e1", help="git revision of 'before'")
+    parser.add_argument("--widths", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--batches", type=int, default=4, help="distinct batches cycled")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--molecules", type=int, default=64)
-    parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--cutoff-qint", type=float, default=None, help="Angstrom")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-rows", type=int, default=25)
     parser.add_argument("--no-malloc-tuning", action="store_true")
     args = parser.parse_args()
     if not args.no_malloc_tuning and MALLOC_ENV.items() - os.environ.items():
         os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | MALLOC_ENV)
     torch.set_num_threads(args.threads)
 
-    z, pos, batch = organic_batch(args.molecules, seed=0)
-    m = args.molecules
-    torch.manual_seed(0)
-    extra = {} if args.cutoff_qint is None else {"cutoff_qint": args.cutoff_qint}
-    gemnet = build("gemnet_oc", width=args.width, **extra)
-    edges = radius_graph(pos, batch, gemnet.cutoff, gemnet.max_neighbors)
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        g = gemnet._graph(pos, edges, len(z))
-        t_graph = time.perf_counter() - t0
-    quad = g["quad"]
-    per_mid = torch.bincount(quad["trip_in_mid"], minlength=quad["num_qedges"])
-    n_quad = int(per_mid[quad["trip_out_mid"]].sum() - (quad["self_term"] >= 0).sum())
-    print(
-        f"batch: {m} molecules, {len(z)} atoms, {edges.shape[1]} edges (10 A / 50), "
-        f"{len(g['cbf_tint']['out'])} triplets, {n_quad} quadruplets from "
-        f"{len(quad['u'])} + {len(quad['trip_in_mid'])} triplets (cutoff_qint "
-        f"{gemnet.cutoff_qint} A); {args.threads} thread(s), torch {torch.__version__}, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    before_cls = load_before(args.before)
+    data = demo_batches(
+        args.batches, args.batch_size, DEMO_HPARAMS["cutoff"], DEMO_HPARAMS["max_neighbors"]
     )
-    del g
-
-    times, cpu = time_step(gemnet, z, pos, edges, batch, m, args.repeats)
-    med, med_cpu = statistics.median(times), statistics.median(cpu)
+    n_atoms = statistics.mean(len(d[0]) for d in data)
+    n_edges = statistics.mean(d[2].shape[1] for d in data)
     print(
-        f"gemnet_oc w {args.width}, depth 4, {num_params(gemnet):,} params: fwd+bwd median "
-        f"{med:.3f} s wall (min {min(times):.3f}), {len(z) / med:,.0f} atoms/s; process CPU "
-        f"{med_cpu:.3f} s; indices+bases (forward only) {t_graph:.3f} s = "
-        f"{t_graph / med:.0%} of the step"
+        f"demo batches: {args.batch_size} molecules, {n_atoms:.0f} atoms, {n_edges:.0f} edges "
+        f"(6 A / 30) on average over {args.batches}; {args.threads} thread(s), torch "
+        f"{torch.__version__}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
-
-    torch.manual_seed(0)
-    mpnn = build("mpnn", width=args.width)
-    edges_mpnn = radius_graph(pos, batch, mpnn.cutoff, mpnn.max_neighbors)
-    times_b, cpu_b = time_step(mpnn, z, pos, edges_mpnn, batch, m, args.repeats)
-    med_b = statistics.median(times_b)
-    print(
-        f"baseline mpnn w {args.width}, depth 5, {num_params(mpnn):,} params, "
-        f"{edges_mpnn.shape[1]} edges (6 A / 30): fwd+bwd median {med_b:.3f} s wall, "
-        f"{len(z) / med_b:,.0f} atoms/s; process CPU {statistics.median(cpu_b):.3f} s"
-    )
-    print(f"ratio gemnet_oc / mpnn step time: {med / med_b:.1f}")
-    print(f"load average now {os.getloadavg()[0]:.1f} (absolute times scale with it)")
-    gc.collect()
+    for width in args.widths:
+        variants = {}
+        torch.manual_seed(0)
+        variants[f"before ({args.before})"] = before_cls(
+            width=width, **DEMO_HPARAMS, **OLD_QUAD_GRAPH
+        )
+        torch.manual_seed(0)
+        variants["after, same quad graph"] = build(
+            "gemnet_oc", width=width, **DEMO_HPARAMS, **OLD_QUAD_GRAPH, max_neighbors_qint=30
+        )
+        torch.manual_seed(0)
+        variants["after, default quad graph"] = build("gemnet_oc", width=width, **DEMO_HPARAMS)
+        optimizers = {k: torch.optim.AdamW(v.parameters(), lr=1e-3) for k, v in variants.items()}
+        times = {k: [] for k in variants}
+        cpu = {k: [] for k in variants}
+        for step in range(args.repeats + 1):  # step 0 is warm-up
+            for name, model in variants.items():
+                gc.collect()
+                t0, c0 = time.perf_counter(), time.process_time()
+                train_step(model, optimizers[name], data[step % len(data)])
+                if step:
+                    times[name].append(time.perf_counter() - t0)
+                    cpu[name].append(time.process_time() - c0)
+        key = f"before ({args.before})"
+        before, before_cpu = statistics.median(times[key]), statistics.median(cpu[key])
+        diff = max_rel_difference(variants[key], variants["after, same quad graph"], data[0])
+        print(
+            f"\nwidth {width}, {num_params(variants['after, same quad graph']):,} params; "
+            f"before vs after (same quad graph, float64): max relative difference {diff:.1e}"
+        )
+        for name, t in times.items():
+            med, med_cpu = statistics.median(t), statistics.median(cpu[name])
+            print(
+                f"  {name:28s} step median {med * 1e3:7.1f} ms wall (min {min(t) * 1e3:7.1f}), "
+                f"{med_cpu * 1e3:7.1f} ms CPU, {n_atoms / med:7,.0f} atoms/s; speed-up vs "
+                f"before {before / med:4.2f}x wall, {before_cpu / med_cpu:4.2f}x CPU"
+            )
+        if args.profile:
+            for name, model in variants.items():
+                print(f"\nprofile, width {width}, {name}:")
+                print(profile_table(model, optimizers[name], data[0], args.profile_rows))
+    print(f"\nload average now {os.getloadavg()[0]:.1f} (absolute times scale with it)")
 
 
 if __name__ == "__main__":

@@ -16,17 +16,22 @@ from pipeline.models import build, num_params
 from pipeline.models.blocks import random_orthogonal, random_rotation
 from pipeline.models.gemnet_oc import GemNetOC
 from pipeline.models.gemnet_oc_graph import (
+    angles_by_centre,
     azimuth_modes,
     nearest_edges_per_centre,
-    pad_groups,
     quadruplet_triplets,
     quadruplets,
     ranks_in_group,
     reference_directions,
     reverse_edges,
+    slots_in_group,
     triplets,
 )
-from pipeline.models.gemnet_oc_layers import dihedral_sum, padded_bilinear_sum
+from pipeline.models.gemnet_oc_layers import (
+    angle_sums,
+    dihedral_sum,
+    quadruplet_sum,
+)
 from pipeline.models.gemnet_oc_scale import ScaleFactor
 from tests.models.conftest import (
     SYMMETRY_RTOL,
@@ -187,19 +192,45 @@ def test_reverse_edges_brute_force():
     assert rev.tolist() == want and -1 in want
 
 
-def test_padded_bilinear_sum_matches_explicit_outer_products():
+def test_angle_sums_match_explicit_triplets():
+    """The per-centre batched product equals the sum over triplets c -> a <- b."""
+    ei, n = _tiny_graph()
     gen = torch.Generator().manual_seed(0)
-    group = torch.tensor([0, 0, 0, 2, 2, 3])
-    x = torch.randn(6, 5, generator=gen, dtype=torch.float64)
-    ang = torch.randn(6, 3, generator=gen, dtype=torch.float64)
-    rad_w = torch.randn(4, 2, 3, generator=gen, dtype=torch.float64)
-    rank = ranks_in_group(group, 4)
-    ang_pad_t = pad_groups(ang, group, rank, 4).transpose(1, 2)
-    got = padded_bilinear_sum(x, ang_pad_t, rad_w, group, rank)
-    want = torch.zeros(4, 2, 5, dtype=torch.float64)
-    for t in range(6):
-        want[group[t]] += torch.outer(rad_w[group[t]] @ ang[t], x[t])
+    t_out, t_in = triplets(ei, ei, n)
+    ang = torch.randn(len(t_out), 3, generator=gen, dtype=torch.float64)
+    x = torch.randn(ei.shape[1], 5, generator=gen, dtype=torch.float64)
+    slot, width = slots_in_group(ei[1], n)
+    ang_atom = angles_by_centre(ang, t_out, t_in, ei[1], slot, width, n)
+    got = angle_sums(x, ang_atom, ei[1], slot)
+    want = torch.zeros(ei.shape[1], 3, 5, dtype=torch.float64)
+    for t in range(len(t_out)):
+        want[t_out[t]] += torch.outer(ang[t], x[t_in[t]])
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_quadruplet_sum_matches_explicit_quadruplets(molecules):
+    """The model's per-centre quadruplet sum equals the explicit sum over quadruplets
+    c -> a <- b <- d (d != c) of u[t, :, k] Re(z_c^k conj z_d^k) x[a <- b <- d]."""
+    model = _small(cutoff_qint=3.0, max_neighbors_qint=4)
+    edges = molecules.edges(model.cutoff, model.max_neighbors)
+    q_edges = nearest_edges_per_centre(
+        (molecules.pos[edges[0]] - molecules.pos[edges[1]]).norm(dim=1), edges[1], 21, 3.0, 4
+    )
+    quad = model._graph(molecules.pos, edges, 21)["quad"]
+    full = quadruplets(edges, edges[:, q_edges], 21)
+    gen = torch.Generator().manual_seed(0)
+    x_t = torch.randn(len(quad["trip_in_mid"]), 3, generator=gen, dtype=torch.float64)
+    got = quadruplet_sum(x_t, quad)
+    # the basis of each triplet c -> a <- b, read back from the per-centre layout
+    basis = quad["basis_atom"].view(21, quad["width"], -1, quad["q_width"], 14)
+    e_ca, mid = quad["trip_out_out"], quad["trip_out_mid"]
+    b_t = basis[edges[1, e_ca], quad["slot"][e_ca], :, quad["q_slot"][mid]].view(-1, 8, 7, 2)
+    z_d = quad["z_d"]
+    want = torch.zeros(edges.shape[1], 8, 3, dtype=torch.float64)
+    for t, i in zip(full["quad_trip_out"].tolist(), full["quad_trip_in"].tolist(), strict=True):
+        want[e_ca[t]] += torch.outer((b_t[t] * z_d[i]).sum((-1, -2)), x_t[i])
+    assert len(full["quad_out"]) > 100
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
 # --- symmetry ---------------------------------------------------------------------------

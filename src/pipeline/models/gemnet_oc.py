@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope, check_atomic_numbers
+from pipeline.models.gemnet_oc_block import InteractionBlock, OutputBlock
 from pipeline.models.gemnet_oc_graph import (
+    angles_by_centre,
     azimuth_modes,
     legendre,
     nearest_edges_per_centre,
@@ -31,89 +33,18 @@ from pipeline.models.gemnet_oc_graph import (
     reference_directions,
     reverse_edges,
     scatter_rows,
+    slots_in_group,
     triplets,
 )
 from pipeline.models.gemnet_oc_layers import (
     AngularBasisEmbedding,
-    AtomUpdate,
     Dense,
-    OutputBlock,
-    PairInteraction,
-    QuadrupletInteraction,
     RadialBasisEmbedding,
-    TripletInteraction,
     residual_stack,
 )
 from pipeline.models.gemnet_oc_scale import fit_scale_factors
 
 logger = logging.getLogger(__name__)
-
-_INV_SQRT2 = 1.0 / math.sqrt(2.0)
-
-
-class InteractionBlock(nn.Module):
-    """One GemNet-OC interaction block (edge and atom embeddings both of width ``w``)."""
-
-    def __init__(
-        self,
-        width: int,
-        *,
-        trip_in: int,
-        trip_out: int,
-        quad_in: int,
-        quad_out: int,
-        pair_in: int,
-        pair_out: int,
-        rbf: int,
-        cbf: int,
-        sbf: int,
-        num_before_skip: int,
-        num_after_skip: int,
-        num_concat: int,
-        num_atom: int,
-        num_atom_emb_layers: int,
-    ):
-        super().__init__()
-        w = width
-        self.dense_ca = Dense(w, w, True)
-        self.trip = TripletInteraction(w, w, trip_in, trip_out, rbf, cbf, symmetric=True)
-        self.quad = QuadrupletInteraction(w, quad_in, quad_out, rbf, cbf, sbf)
-        self.atom_edge = TripletInteraction(w, w, trip_in, trip_out, rbf, cbf, symmetric=True)
-        self.edge_atom = TripletInteraction(w, w, trip_in, trip_out, rbf, cbf, symmetric=False)
-        self.pair = PairInteraction(w, pair_in, pair_out, rbf)
-        self.layers_before_skip = residual_stack(w, num_before_skip)
-        self.layers_after_skip = residual_stack(w, num_after_skip)
-        self.atom_emb_layers = residual_stack(w, num_atom_emb_layers)
-        self.atom_update = AtomUpdate(w, rbf, num_atom)
-        self.concat = Dense(3 * w, w, True)
-        self.residual_m = residual_stack(w, num_concat)
-
-    def forward(self, h: torch.Tensor, m: torch.Tensor, g: dict, s: dict[str, float]):
-        """Updated (atom embeddings [A, w], edge embeddings [E, w])."""
-        src, dst = g["edge_index"]
-        num_atoms = h.shape[0]
-        x = self.dense_ca(m)  # skip path [E, w]
-        x = x + self.trip(m, g["rbf_tint"], g["cbf_tint"], g["rev"], s["trip"])
-        x = x + self.quad(m, g["rbf_qint"], g["quad"], g["rev"], s["quad"])
-        x = x + self.atom_edge(
-            h, g["rbf_aeint"], g["cbf_aeint"], g["rev"], s["trip"], expand_index=src
-        )
-        x = x * 0.5  # 1 / sqrt(4 summands)
-        h_e2a = self.edge_atom(
-            m, g["rbf_eaint"], g["cbf_eaint"], g["rev"], s["e2a"], to_atoms=(dst, num_atoms)
-        )
-        h_a2a = self.pair(h, g["rbf_aint"], g["edge_index"], s["pair"])
-        h = (h + h_e2a + h_a2a) * (1.0 / math.sqrt(3.0))
-
-        m = (m + self.layers_before_skip(x)) * _INV_SQRT2
-        m = self.layers_after_skip(m)
-
-        h = self.atom_emb_layers(h)
-        h = (h + self.atom_update(m, g["rbf_h"], dst, num_atoms, s["atom"])) * _INV_SQRT2
-
-        m2 = self.residual_m(self.concat(torch.cat([h[src], h[dst], m], dim=-1)))
-        m = (m + m2) * _INV_SQRT2
-        return h, m
 
 
 class GemNetOC(nn.Module):
@@ -371,7 +302,6 @@ class GemNetOC(nn.Module):
         vec = positions[src] - positions[dst]  # r_uv [E, 3], Angstrom
         dist = torch.linalg.vector_norm(vec, dim=-1)  # [E]
         unit = vec / dist.clamp(min=1e-12).unsqueeze(-1)  # [E, 3]
-        num_edges = edge_index.shape[1]
         rad = self.envelope(dist).unsqueeze(-1) * self.radial(dist)  # [E, R]
 
         g: dict = {"edge_index": edge_index, "unit": unit, "rad": rad}
@@ -380,19 +310,20 @@ class GemNetOC(nn.Module):
         # triplets c -> a <- b on the main graph (shared by e2e, a2e, e2a)
         t_out, t_in = triplets(edge_index, edge_index, num_atoms)
         ang = legendre((unit[t_out] * unit[t_in]).sum(-1), s)  # [T, S]
-        t_rank = ranks_in_group(t_out, num_edges)
-        ang_pad_t = pad_groups(ang, t_out, t_rank, num_edges).transpose(1, 2)  # [E, S, K]
+        slot, width = slots_in_group(dst, num_atoms)  # slot of every edge at its centre [E]
+        ang_atom = angles_by_centre(ang, t_out, t_in, dst, slot, width, num_atoms)
+        g.update(ang_atom=ang_atom, slot=slot)  # [A, K S, K], [E]
         for name, mlp in (
             ("tint", self.mlp_cbf_tint),
             ("aeint", self.mlp_cbf_aeint),
             ("eaint", self.mlp_cbf_eaint),
         ):
             g[f"cbf_{name}"] = {
-                "out": t_out,
                 "in": t_in,
-                "rank": t_rank,
-                "ang_pad_t": ang_pad_t,
-                "rad_w": mlp(rad),
+                "centre": dst,
+                "slot": slot,
+                "ang_atom": ang_atom,
+                "rad_w": mlp(rad),  # radial weights of the joint basis [E, cbf, S]
             }
         g["rbf_tint"] = self.mlp_rbf_tint(rad)
         g["rbf_aeint"] = self.mlp_rbf_aeint(rad)
@@ -401,11 +332,15 @@ class GemNetOC(nn.Module):
         g["rbf_h"] = self.mlp_rbf_h(rad)
         g["rbf_out"] = self.mlp_rbf_out(rad)
         g["rbf_qint"] = self.mlp_rbf_qint(rad)
-        g["quad"] = self._quadruplet_bases(edge_index, vec, dist, unit, rad, num_atoms)
+        g["quad"] = self._quadruplet_bases(edge_index, vec, dist, unit, rad, num_atoms, slot, width)
         return g
 
-    def _quadruplet_bases(self, edge_index, vec, dist, unit, rad, num_atoms) -> dict:
-        """Quadruplet triplets and bases on the quadruplet interaction graph."""
+    def _quadruplet_bases(self, edge_index, vec, dist, unit, rad, num_atoms, slot, width) -> dict:
+        """Quadruplet triplets and bases on the quadruplet interaction graph.
+
+        ``slot`` [E] and ``width`` place the main edges at their centres
+        (:func:`~pipeline.models.gemnet_oc_graph.slots_in_group`).
+        """
         s = self.num_spherical
         q_edges = nearest_edges_per_centre(
             dist, edge_index[1], num_atoms, self.cutoff_qint, self.max_neighbors_qint
@@ -439,18 +374,46 @@ class GemNetOC(nn.Module):
         rank = ranks_in_group(e_ca, num_edges)
         p_pad = pad_groups(legendre(cos_cab, s), e_ca, rank, num_edges)  # [E, Kt, S(l)]
         u = (p_pad @ rad_w.transpose(1, 2))[e_ca, rank].view(-1, sbf, s)  # [To, sbf, S(k)]
+
+        # the whole triplet-side basis u[t, :, k] z_c[t, k, re/im] per centre a: rows
+        # (slot of c -> a, sbf), columns (slot of q-edge b -> a, k, re/im); built once per
+        # forward, so each block's quadruplet sum is one batched product per centre
+        dst = edge_index[1]
+        q_centre = dst[q_edges]
+        q_slot, q_width = slots_in_group(q_centre, num_atoms)
+        basis = u.new_zeros(num_atoms, width, sbf, q_width, 2 * s)
+        # u[t, :, k] z_c[t, k, re/im] [To, sbf, 2S] (both factors contiguous in k, re/im),
+        # written through a view with the indexed dims first
+        basis.transpose(2, 3)[dst[e_ca], slot[e_ca], q_slot[q_mid_out]] = u.repeat_interleave(
+            2, dim=-1
+        ) * z_c.flatten(1).unsqueeze(1)
+        basis = basis.view(num_atoms, width * sbf, q_width * 2 * s)
+        # the excluded d == c terms: sum_k u[t, :, k] Re(z_c^k conj z_d^k) per triplet
+        # c -> a <- b whose q-edge b -> a has the triplet a <- b <- c
+        has_self = torch.nonzero(idx["self_term"] >= 0).squeeze(-1)  # [Ts]
+        self_in = idx["self_term"][has_self]
+        modes = (z_c[has_self] * z_d[self_in]).sum(-1)  # [Ts, S]
+        self_w = (u[has_self] @ modes.unsqueeze(-1)).squeeze(-1)  # [Ts, sbf]
         return {
             "q_edges": q_edges,  # main index of the quadruplet-graph edges [Eq]
             "db_edge": q_edges[inner],  # main index of d -> b per triplet a <- b <- d [Ti]
-            "cbf": cbf,
-            "trip_in_mid": mid,
-            "trip_out_mid": q_mid_out,
-            "trip_out_out": e_ca,
-            "self_term": idx["self_term"],
+            "cbf": cbf,  # [Ti, cbf]
+            "trip_in_mid": mid,  # q-edge b -> a per triplet a <- b <- d [Ti]
+            "trip_out_mid": q_mid_out,  # q-edge b -> a per triplet c -> a <- b [To]
+            "trip_out_out": e_ca,  # main edge c -> a per triplet c -> a <- b [To]
+            "self_term": idx["self_term"],  # [To]
             "num_qedges": len(q_edges),
-            "u": u,  # [To, sbf, S]
-            "z_c": z_c,
-            "z_d": z_d,
+            "z_d": z_d,  # [Ti, S, 2]
+            "q_centre": q_centre,  # [Eq]
+            "q_slot": q_slot,  # [Eq]
+            "centre": dst,  # [E]
+            "slot": slot,  # [E]
+            "basis_atom": basis,
+            "width": width,
+            "q_width": q_width,
+            "self_out": e_ca[has_self],  # [Ts]
+            "self_in": self_in,  # [Ts]
+            "self_w": self_w,  # [Ts, sbf]
         }
 
     # --- forward ---------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from __future__ import annotations
 import torch
 
 __all__ = [
+    "angles_by_centre",
     "azimuth_modes",
+    "by_centre",
     "group_pairs",
     "legendre",
     "nearest_edges_per_centre",
@@ -25,6 +27,7 @@ __all__ = [
     "reference_directions",
     "reverse_edges",
     "scatter_rows",
+    "slots_in_group",
     "triplets",
 ]
 
@@ -67,6 +70,72 @@ def ranks_in_group(group: torch.Tensor, num_groups: int) -> torch.Tensor:
     count = torch.bincount(group, minlength=num_groups)
     first = torch.cumsum(count, 0) - count
     return torch.arange(len(group), device=group.device) - first[group]
+
+
+def slots_in_group(group: torch.Tensor, num_groups: int) -> tuple[torch.Tensor, int]:
+    """Position of every element among the elements of its group (any order).
+
+    Parameters
+    ----------
+    group : long [N]
+    num_groups : int
+
+    Returns
+    -------
+    (long [N], int)
+        Slots (elements of a group numbered 0, 1, ... in index order) and the largest
+        group size (at least 1).
+    """
+    order = torch.argsort(group, stable=True)
+    slot = torch.empty_like(group)
+    slot[order] = ranks_in_group(group[order], num_groups)
+    width = int(torch.bincount(group, minlength=1).max()) if len(group) else 1
+    return slot, width
+
+
+def angles_by_centre(
+    ang: torch.Tensor,
+    t_out: torch.Tensor,
+    t_in: torch.Tensor,
+    centre: torch.Tensor,
+    slot: torch.Tensor,
+    width: int,
+    num_atoms: int,
+) -> torch.Tensor:
+    """Angular basis of the triplets ``c -> a <- b`` as one dense matrix per centre ``a``.
+
+    ``out[a, k_out * L + l, k_in] = ang[t, l]`` for the triplet ``t`` of the edges in
+    slots ``k_out`` (``c -> a``) and ``k_in`` (``b -> a``) of centre ``a``; zero where
+    there is no triplet (``b == c``, padding). Geometry only, built once per forward.
+
+    Parameters
+    ----------
+    ang : float [T, L]
+    t_out, t_in : long [T]
+        Edge ``c -> a`` and edge ``b -> a`` of each triplet.
+    centre, slot : long [E]
+        Centre of every edge and its slot there (:func:`slots_in_group`).
+    width : int
+        K, the largest number of edges of one centre.
+    num_atoms : int
+
+    Returns
+    -------
+    float [A, K * L, K]
+    """
+    out = ang.new_zeros(num_atoms, width, ang.shape[1], width)
+    # written through a view that puts the indexed dims first: one row of L per triplet
+    out.transpose(2, 3)[centre[t_out], slot[t_out], slot[t_in]] = ang
+    return out.view(num_atoms, width * ang.shape[1], width)
+
+
+def by_centre(
+    values: torch.Tensor, centre: torch.Tensor, slot: torch.Tensor, num_atoms: int, width: int
+) -> torch.Tensor:
+    """Per-edge rows ``values`` [E, ...] in their centre's slots: [A, K, ...], zero-padded."""
+    out = values.new_zeros(num_atoms, width, *values.shape[1:])
+    out[centre, slot] = values
+    return out
 
 
 def reverse_edges(edge_index: torch.Tensor, num_atoms: int) -> torch.Tensor:

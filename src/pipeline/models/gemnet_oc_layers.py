@@ -13,22 +13,20 @@ import math
 import torch
 from torch import nn
 
-from pipeline.models.gemnet_oc_graph import pad_groups, scatter_rows
+from pipeline.models.gemnet_oc_graph import by_centre, scatter_rows
 from pipeline.models.gemnet_oc_scale import ScaleFactor
 
 __all__ = [
     "AngularBasisEmbedding",
-    "AtomUpdate",
     "Dense",
-    "OutputBlock",
-    "PairInteraction",
     "QuadrupletInteraction",
     "RadialBasisEmbedding",
     "ResidualLayer",
     "ScaledSiLU",
     "TripletInteraction",
+    "angle_sums",
     "dihedral_sum",
-    "padded_bilinear_sum",
+    "quadruplet_sum",
     "residual_stack",
     "swap_add",
 ]
@@ -179,39 +177,68 @@ class AngularBasisEmbedding(nn.Module):
         return out.view(-1, self.num_angular, self.size).transpose(1, 2)  # [G, size, L]
 
 
-def padded_bilinear_sum(
-    x: torch.Tensor,
-    ang_pad_t: torch.Tensor,
-    rad_w: torch.Tensor,
-    group: torch.Tensor,
-    rank: torch.Tensor,
+def angle_sums(
+    x: torch.Tensor, ang_atom: torch.Tensor, centre: torch.Tensor, slot: torch.Tensor
 ) -> torch.Tensor:
-    """``out[g] = sum_{t in g} (rad_w[g] @ ang[t]) outer x[t]`` without per-element outer products.
+    """``out[e, l] = sum_{t = (c -> a <- b)} ang[t, l] x[b -> a]`` for every edge e = c -> a.
 
-    Elements are scattered into a dense padded tensor ``[G, K, C]`` (K = largest group)
-    and contracted with two batched matrix products.
+    The edge inputs are placed in their centre's slots ([A, K, C], E rows) and contracted
+    with the per-centre angular matrices in one batched product, so no per-triplet tensor
+    is built per interaction: the triplets live only in ``ang_atom``
+    (:func:`~pipeline.models.gemnet_oc_graph.angles_by_centre`, once per forward). The
+    radial weights of the joint basis are applied to the result per edge
+    (:meth:`TripletInteraction.finish`): ``rad_w[e] @ out[e]`` is the efficient bilinear
+    sum of Gasteiger et al. (2022).
 
     Parameters
     ----------
-    x : float [T, C]
-        Per-element embeddings.
-    ang_pad_t : float [G, L, K]
-        Per-element angular basis, padded per group (:func:`pad_groups`, transposed);
-        built once per forward and shared by every interaction that uses the same
-        elements.
-    rad_w : float [G, B, L]
-        Per-group radial weights (:class:`AngularBasisEmbedding`).
-    group : long [T]
-        Output group of each element.
-    rank : long [T]
-        Position of each element in its group (distinct within a group).
+    x : float [E, C]
+        Per-edge inputs (edge ``b -> a``).
+    ang_atom : float [A, K * L, K]
+    centre, slot : long [E]
+        Centre of every edge and its slot there.
 
     Returns
     -------
-    float [G, B, C]
+    float [E, L, C]
     """
-    x_pad = pad_groups(x, group, rank, ang_pad_t.shape[0])  # [G, K, C]
-    return rad_w @ (ang_pad_t @ x_pad)  # [G, B, C]
+    num_atoms, width = ang_atom.shape[0], ang_atom.shape[2]
+    x_atom = by_centre(x, centre, slot, num_atoms, width)  # [A, K, C]
+    y = (ang_atom @ x_atom).view(num_atoms, width, -1, x.shape[1])  # [A, K, L, C]
+    return y[centre, slot]  # [E, L, C]
+
+
+def quadruplet_sum(x_t: torch.Tensor, quad: dict) -> torch.Tensor:
+    """``out[e] = sum_{c -> a <- b <- d, d != c} sbf(t) outer x_t[a <- b <- d]``, e = c -> a.
+
+    The sum over ``d`` per quadruplet-graph edge ``b -> a`` (with the dihedral modes of
+    ``r_db``, :func:`dihedral_sum`'s factorisation) gives ``per_mid`` [Eq, S, 2, C]; the
+    q-edges are placed in their centre's slots and contracted with the per-centre basis
+    ``quad["basis_atom"]`` (the triplet side, built once per forward) in one batched
+    product; the excluded ``d == c`` terms are subtracted.
+
+    Parameters
+    ----------
+    x_t : float [Ti, C]
+        Per triplet ``a <- b <- d``.
+    quad : dict
+        From ``GemNetOC._quadruplet_bases``.
+
+    Returns
+    -------
+    float [E, sbf, C]
+    """
+    num_ch = x_t.shape[1]
+    per_mid = scatter_rows(
+        quad["z_d"].unsqueeze(-1) * x_t[:, None, None, :], quad["trip_in_mid"], quad["num_qedges"]
+    ).flatten(1, 2)  # [Eq, 2S, C]
+    basis = quad["basis_atom"]  # [A, K sbf, Kq 2S]
+    num_atoms, width, q_width = basis.shape[0], quad["width"], quad["q_width"]
+    pm = by_centre(per_mid, quad["q_centre"], quad["q_slot"], num_atoms, q_width)
+    y = basis @ pm.view(num_atoms, basis.shape[2], num_ch)  # [A, K sbf, C]
+    y = y.view(num_atoms, width, -1, num_ch)[quad["centre"], quad["slot"]]  # [E, sbf, C]
+    own = quad["self_w"].unsqueeze(-1) * x_t[quad["self_in"]].unsqueeze(1)  # [Ts, sbf, C]
+    return y.index_add(0, quad["self_out"], own, alpha=-1.0)
 
 
 # --- interaction layers ----------------------------------------------------------------------
@@ -265,6 +292,42 @@ class TripletInteraction(nn.Module):
         self.up_ca = Dense(trip_out, d_out, True)
         self.up_ac = Dense(trip_out, d_out, True) if symmetric else None
 
+    def project(
+        self, x: torch.Tensor, rbf: torch.Tensor, expand_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Per-edge inputs of the bilinear sum [E, trip_in] from ``x`` [E or A, d_in].
+
+        ``rbf`` [E, rbf]; ``expand_index`` [E] gathers atom inputs to edges.
+        """
+        x = self.dense_in(x)
+        if expand_index is not None:
+            x = x[expand_index]  # [E, d_in]
+        return self.down(self.scale_rbf(x * self.mlp_rbf(rbf), ref=x))  # [E, trip_in]
+
+    def finish(
+        self,
+        sums: torch.Tensor,
+        x: torch.Tensor,
+        cbf: dict[str, torch.Tensor],
+        rev: torch.Tensor,
+        scale: float,
+        to_atoms: tuple[torch.Tensor, int] | None = None,
+    ) -> torch.Tensor:
+        """Messages [E, d_out] (or [A, d_out] with ``to_atoms``) from the angle sums.
+
+        ``sums`` [E, S, trip_in] (:func:`angle_sums` of ``x`` [E, trip_in]); ``cbf`` holds
+        ``rad_w`` [E, cbf, S] and the triplets' in-edges ``in`` [T]; ``to_atoms`` = (centre
+        of every edge [E], number of atoms).
+        """
+        agg = cbf["rad_w"] @ sums  # [E, cbf, trip_in]
+        if to_atoms is not None:
+            agg = scatter_rows(agg, to_atoms[0], to_atoms[1])  # [A, cbf, trip_in]
+        # fitted against the per-triplet inputs, as the reference
+        y = self.scale_sum(self.bilinear(agg.flatten(1)) * scale, ref=lambda: x[cbf["in"]])
+        if self.up_ac is None:
+            return self.up_ca(y)
+        return swap_add(self.up_ca(y), self.up_ac(y), rev)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -275,26 +338,11 @@ class TripletInteraction(nn.Module):
         expand_index: torch.Tensor | None = None,
         to_atoms: tuple[torch.Tensor, int] | None = None,
     ) -> torch.Tensor:
-        """Messages [E, d_out] (or [A, d_out] with ``to_atoms``).
-
-        ``x`` [E or A, d_in]; ``rbf`` [E, rbf]; ``cbf`` holds ``rad_w`` [E, cbf, S],
-        ``ang_pad_t`` [E, S, K], ``out``/``in``/``rank`` [T]; ``expand_index`` [E] gathers atom
-        inputs to edges; ``to_atoms`` = (centre of every edge [E], number of atoms).
-        """
-        x = self.dense_in(x)
-        if expand_index is not None:
-            x = x[expand_index]  # [E, d_in]
-        x = self.down(self.scale_rbf(x * self.mlp_rbf(rbf), ref=x))  # [E, trip_in]
-        x_t = x[cbf["in"]]  # per triplet [T, trip_in]
-        agg = padded_bilinear_sum(
-            x_t, cbf["ang_pad_t"], cbf["rad_w"], cbf["out"], cbf["rank"]
-        )  # [E, cbf, trip_in]
-        if to_atoms is not None:
-            agg = scatter_rows(agg, to_atoms[0], to_atoms[1])  # [A, cbf, trip_in]
-        y = self.scale_sum(self.bilinear(agg.flatten(1)) * scale, ref=x_t)  # [E or A, trip_out]
-        if self.up_ac is None:
-            return self.up_ca(y)
-        return swap_add(self.up_ca(y), self.up_ac(y), rev)
+        """:meth:`project`, :func:`angle_sums`, :meth:`finish` (``InteractionBlock`` batches
+        the middle step of its three triplet interactions)."""
+        x = self.project(x, rbf, expand_index)
+        sums = angle_sums(x, cbf["ang_atom"], cbf["centre"], cbf["slot"])
+        return self.finish(sums, x, cbf, rev, scale, to_atoms)
 
 
 class QuadrupletInteraction(nn.Module):
@@ -342,110 +390,6 @@ class QuadrupletInteraction(nn.Module):
         x = self.down(self.scale_rbf(x * self.mlp_rbf(rbf), ref=x))  # [E, quad_in]
         x_t = x[quad["db_edge"]]  # [Ti, quad_in]
         x_t = self.scale_cbf(x_t * self.mlp_cbf(quad["cbf"]), ref=x_t)
-        v = dihedral_sum(
-            x_t,
-            quad["z_c"],
-            quad["z_d"],
-            quad["trip_in_mid"],
-            quad["trip_out_mid"],
-            quad["self_term"],
-            quad["num_qedges"],
-        )  # [To, S, quad_in]
-        # radial x angle (c a b) weights per triplet, then sum over triplets into c -> a
-        agg = scatter_rows(quad["u"] @ v, quad["trip_out_out"], m.shape[0])  # [E, sbf, quad_in]
+        agg = quadruplet_sum(x_t, quad)  # [E, sbf, quad_in]
         y = self.scale_sum(self.bilinear(agg.flatten(1)) * scale, ref=x_t)  # [E, quad_out]
         return swap_add(self.up_ca(y), self.up_ac(y), rev)
-
-
-class PairInteraction(nn.Module):
-    """Atom-to-atom messages: ``sum_b rbf(|r_ba|) outer h_b`` through a bilinear layer.
-
-    Parameters
-    ----------
-    width : int
-        Atom embedding size.
-    pair_in, pair_out : int
-        Sizes before and after the bilinear layer.
-    rbf : int
-        Radial basis embedding size.
-    """
-
-    def __init__(self, width: int, pair_in: int, pair_out: int, rbf: int):
-        super().__init__()
-        self.down = Dense(width, pair_in, True)
-        self.bilinear = Dense(rbf * pair_in, pair_out)
-        self.up = Dense(pair_out, width, True)
-        self.scale_sum = ScaleFactor()
-
-    def forward(
-        self, h: torch.Tensor, rbf: torch.Tensor, edge_index: torch.Tensor, scale: float
-    ) -> torch.Tensor:
-        """Atom messages [A, width] from atom embeddings ``h`` [A, width]."""
-        x = self.down(h)[edge_index[0]]  # [E, pair_in]
-        outer = rbf.unsqueeze(2) * x.unsqueeze(1)  # [E, rbf, pair_in]
-        agg = scatter_rows(outer, edge_index[1], h.shape[0]).flatten(1)  # [A, rbf * pair_in]
-        return self.up(self.scale_sum(self.bilinear(agg) * scale, ref=x))
-
-
-class AtomUpdate(nn.Module):
-    """Edges to atoms: ``sum_{c -> a} m_ca * Dense(rbf_ca)``, then residual layers.
-
-    Parameters
-    ----------
-    width : int
-        Atom and edge embedding size.
-    rbf : int
-        Radial basis embedding size.
-    num_layers : int
-        Residual layers after the sum.
-    """
-
-    def __init__(self, width: int, rbf: int, num_layers: int):
-        super().__init__()
-        self.dense_rbf = Dense(rbf, width)
-        self.layers = residual_stack(width, num_layers)
-        self.scale_sum = ScaleFactor()
-
-    def forward(
-        self, m: torch.Tensor, rbf: torch.Tensor, centre: torch.Tensor, num_atoms: int, scale: float
-    ) -> torch.Tensor:
-        x = scatter_rows(m * self.dense_rbf(rbf), centre, num_atoms) * scale  # [A, width]
-        x = self.scale_sum(x, ref=m)
-        return self.layers(x)
-
-
-class OutputBlock(AtomUpdate):
-    """Per-block output: atom features for the energy, edge features for the forces.
-
-    Parameters
-    ----------
-    width : int
-    rbf : int
-    num_layers : int
-        Residual layers before adding the atom embedding (and in the force branch).
-    num_layers_after : int
-        Residual layers after adding the atom embedding.
-    """
-
-    def __init__(self, width: int, rbf: int, num_layers: int, num_layers_after: int):
-        super().__init__(width, rbf, num_layers)
-        self.layers_after = residual_stack(width, num_layers_after)
-        self.layers_forces = residual_stack(width, num_layers)
-        self.dense_rbf_forces = Dense(rbf, width)
-        self.scale_rbf_forces = ScaleFactor()
-
-    def forward(
-        self,
-        h: torch.Tensor,
-        m: torch.Tensor,
-        rbf: torch.Tensor,
-        centre: torch.Tensor,
-        num_atoms: int,
-        scale: float,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(atom features [A, width], edge features [E, width])."""
-        x_e = super().forward(m, rbf, centre, num_atoms, scale)
-        x_e = self.layers_after((x_e + h) * (1.0 / math.sqrt(2.0)))
-        x_f = self.layers_forces(m)
-        x_f = self.scale_rbf_forces(x_f * self.dense_rbf_forces(rbf), ref=x_f)
-        return x_e, x_f
