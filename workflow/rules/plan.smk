@@ -79,7 +79,7 @@ rule plan:
         jobs=get_plan_jobs(),
         plan=config["plan"],
         flops=config["kappa"]["flops"],
-        results=RESULTS,
+        pilots=config["plan"]["pilot_results"] or RESULTS,
         cpu_jobs=get_plan_cpu_jobs(),
     script:
         "../scripts/plan.py"

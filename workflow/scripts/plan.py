@@ -16,7 +16,7 @@ def main(smk):
         flops=smk.params.flops,
         num_molecules=smk.params.plan["num_molecules"],
         train_atoms=smk.params.plan["train_atoms"],
-        results=smk.params.results,
+        results=smk.params.pilots,
         device_kind=smk.params.plan["device_kind"],
     )
     print(f"\nCost plan ({smk.output[0]}):\n{summary}\n", flush=True)
