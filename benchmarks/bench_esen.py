@@ -1,112 +1,184 @@
-"""Forward+backward time of eSEN per batch, and atoms/s, at lmax 2 and 4 (C = 4, paper depth).
+"""eSEN training-step time, this code against the implementation before the speed work.
 
-A batch is 64 random organic-like molecules of 12-30 atoms (bonded clusters of
-H, C, N, O; 6 Angstrom / 30-neighbour graph). Also times the Wigner-D
-construction of this package against e3nn's Euler-angle route on the same
-edges (the baseline, measured in the same run) and prints the ratios.
+Issue 16 item 1: profile a demo-size training step and time it "before" and "after" in
+one run. The "before" model is the eSEN of commit ``BASELINE`` (``esen.py`` and
+``so3.py`` read with ``git show`` into a temporary package, so it stays reachable only
+here); both models get the same weights (the parameter names did not change), and the
+script first checks they agree: energies and forces to float32 rounding, and in
+float64 to 1e-10.
 
-    python benchmarks/bench_esen.py --threads 2
+Sizes: ``--size demo`` (default) is config.yaml's eSEN, widths C 2, 4, 8, lmax 2,
+mmax 2, hidden 16, 2 layers, 48 distance Gaussians, batches of 16 demo molecules;
+``--size paper`` is Table 5's C 4, lmax 4 (and 2), hidden 32, 12 layers on 64 demo
+molecules. A step is forward, the eq. 1-like loss ``mean|E| + mean|F|``, backward
+and a schedule-free AdamW step. Steps of the two models alternate, so both see the
+same machine load; the ratio of median process CPU times is the number to read
+(wall times are printed too). A torch.profiler table (top operators by self CPU) of
+one width follows for each model.
 
-glibc's malloc hands blocks over its mmap threshold (at most 32 MB; a step
-here allocates many tensors of 5-60 MB) back to the kernel at every free, so
-each step pays page faults again, and trimming returns the heap top too: the
-script restarts itself with ``MALLOC_MMAP_MAX_=0`` (no mmap: big blocks come
-from the heap and are reused) and ``MALLOC_TRIM_THRESHOLD_=1e11`` unless
-``--no-malloc-tuning``. Measured here: 1.7x less CPU per step at lmax 4 than
-with ``MALLOC_MMAP_THRESHOLD_=1000000 MALLOC_TRIM_THRESHOLD_=100000000``.
+    python benchmarks/bench_esen.py [--size demo|paper] [--repeats 10] [--threads 1]
 
-On a shared machine the wall time depends on the load, which is printed; the
-process CPU time per step is printed too and is the steadier number. For
-reference, issue 5 measured fairchem-core 2.24's eSEN backbone on this kind of
-machine, 2 threads: about 455 atoms/s at lmax 4 and 1,360 atoms/s at lmax 2
-(C 4, hidden 32, 12 layers); that is another run, so compare with care.
+Like the workflow (``workflow/rules/common.smk``), the script runs with glibc malloc
+tuned (``MALLOC_MMAP_MAX_=0``, ``MALLOC_TRIM_THRESHOLD_=1e11``; it restarts itself
+with them unless ``--no-malloc-tuning``): without it every large tensor pays fresh
+page faults and step times vary by several times.
+
+The Wigner-D construction of this package is also timed against e3nn's Euler-angle
+route on the same edges (lmax 4).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import importlib
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
-from e3nn import o3
 
-from pipeline.data.graphs import radius_graph
-from pipeline.models import build, num_params
-from pipeline.models.so3 import edge_frames
-
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = "59306b8"  # the last commit before the eSEN speed work (issue 16 item 1)
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+SIZES = {
+    "demo": {
+        "widths": [2, 4, 8],
+        "lmax": [2],
+        "molecules": 16,
+        "hparams": dict(mmax=2, hidden_channels=16, num_layers=2, num_distance_basis=48),
+    },
+    "paper": {
+        "widths": [4],
+        "lmax": [2, 4],
+        "molecules": 64,
+        "hparams": dict(mmax=2, hidden_channels=32, num_layers=12),
+    },
+}
 
 
-def organic_batch(num_molecules: int, seed: int):
-    """Bonded random clusters, 12-30 atoms each; returns z [A], pos [A, 3], batch [A]."""
-    gen = torch.Generator().manual_seed(seed)
-    zs, pos, batch = [], [], []
-    for i in range(num_molecules):
-        n = int(torch.randint(12, 31, (1,), generator=gen))
-        heavy = torch.tensor([6, 6, 6, 7, 8])[torch.randint(5, (n,), generator=gen)]
-        is_h = torch.rand(n, generator=gen) < 0.45
-        z = torch.where(is_h, torch.ones_like(heavy), heavy)
-        p = [torch.zeros(3)]
-        while len(p) < n:
-            d = torch.randn(3, generator=gen)
-            cand = p[int(torch.randint(len(p), (1,), generator=gen))] + d / d.norm() * (
-                1.0 + 0.5 * torch.rand((), generator=gen)
-            )
-            if min(float((cand - q).norm()) for q in p) > 0.95:
-                p.append(cand)
-        zs.append(z)
-        pos.append(torch.stack(p))
-        batch.append(torch.full((n,), i))
-    return torch.cat(zs), torch.cat(pos), torch.cat(batch)
+def load_baseline(commit: str):
+    """The ESEN class of ``commit``, imported from a temporary package, or None."""
+    tmp = Path(tempfile.mkdtemp(prefix="esen_baseline_"))
+    package = tmp / "esen_baseline"
+    package.mkdir()
+    for name in ("esen", "so3"):
+        proc = subprocess.run(
+            ["git", "show", f"{commit}:src/pipeline/models/{name}.py"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            print(f"baseline {commit} not available ({proc.stderr.strip()}): timing ours alone")
+            return None
+        source = proc.stdout.replace(
+            "from pipeline.models.so3 import", "from esen_baseline.so3 import"
+        )
+        (package / f"{name}.py").write_text(source)
+    (package / "__init__.py").write_text("")
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module("esen_baseline.esen").ESEN
 
 
-def time_step(model, z, pos, edges, batch, m, repeats: int) -> tuple[list[float], list[float]]:
-    """Wall-clock and process CPU seconds of forward+backward, after one warm-up step."""
-    times, cpu = [], []
-    for _ in range(repeats + 1):  # the first is warm-up
-        t0, c0 = time.perf_counter(), time.process_time()
-        energy, forces = model(z, pos, edges, batch, m)
-        loss = energy.abs().mean() + forces.norm(dim=1).mean()
-        loss.backward()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        del energy, forces, loss
-        model.zero_grad(set_to_none=True)
-        gc.collect()
-    return times[1:], cpu[1:]
+def demo_batch(num_molecules: int, seed: int = 0) -> dict:
+    """``num_molecules`` random training molecules of the embedded demo data."""
+    import numpy as np
+
+    from pipeline.data.extract import extract_dataset
+    from pipeline.data.loader import make_batch
+    from pipeline.data.store import MoleculeStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        extract_dataset("demo", None, tmp, val_size=100, n_workers=1)
+        store = MoleculeStore.from_h5(Path(tmp) / "train.h5")
+    idx = np.sort(np.random.default_rng(seed).choice(store.num_molecules, num_molecules, False))
+    b = make_batch(store, idx, cutoff=6.0, max_neighbors=30)
+    return {
+        "z": b.atomic_numbers,
+        "pos": b.positions,
+        "batch": b.batch,
+        "edges": b.edge_index,
+        "m": int(b.n_atoms.numel()),
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--molecules", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=12)
-    parser.add_argument("--no-malloc-tuning", action="store_true")
-    args = parser.parse_args()
-    if not args.no_malloc_tuning and MALLOC_ENV.items() - os.environ.items():
-        os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | MALLOC_ENV)
-    torch.set_num_threads(args.threads)
-    print("malloc:", {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")} or "defaults")
+def check_agreement(new_cls, old_cls, hp: dict, b: dict) -> str:
+    """Max deviation of the baseline's outputs from ours, same weights, float32 and float64."""
+    out = []
+    for dtype in (torch.float32, torch.float64):
+        torch.manual_seed(0)
+        new = new_cls(**hp).to(dtype)
+        old = old_cls(**hp).to(dtype)
+        old.load_state_dict(new.state_dict())
+        with torch.no_grad():
+            args = (b["z"], b["pos"].to(dtype), b["edges"], b["batch"], b["m"])
+            (e1, f1), (e0, f0) = new(*args), old(*args)
+        rel_e = float((e1 - e0).abs().max() / e0.abs().max())
+        rel_f = float((f1 - f0).abs().max() / f0.abs().max())
+        if dtype == torch.float64 and max(rel_e, rel_f) > 1e-10:
+            raise RuntimeError(f"float64 outputs differ from the baseline: {rel_e}, {rel_f}")
+        out.append(f"{str(dtype)[6:]}: energy {rel_e:.1e}, forces {rel_f:.1e}")
+    return "relative max deviation from the baseline, " + "; ".join(out)
 
-    z, pos, batch = organic_batch(args.molecules, seed=0)
-    edges = radius_graph(pos, batch, 6.0, 30)
-    print(
-        f"batch: {args.molecules} molecules, {len(z)} atoms, {edges.shape[1]} edges, "
-        f"{args.threads} thread(s), torch {torch.__version__}, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-    )
 
-    # Wigner-D: ours (spherical harmonics at fixed points) vs e3nn Euler angles, lmax 4
-    model4 = build("esen", channels=4, lmax=4, mmax=2, num_layers=args.layers)
-    rot = edge_frames(pos[edges[0]] - pos[edges[1]])
+def make_step(model: torch.nn.Module, b: dict):
+    import schedulefree
+
+    optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)
+    optimizer.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        energy, forces = model(b["z"], b["pos"], b["edges"], b["batch"], b["m"])
+        (energy.abs().mean() + forces.norm(dim=1).mean()).backward()
+        optimizer.step()
+
+    return step
+
+
+def time_alternating(steps: dict, repeats: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and process CPU seconds per step, the models' steps interleaved, 2 warm-ups."""
+    for step in steps.values():
+        step()
+        step()
+    times = {name: ([], []) for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            step()
+            times[name][0].append(time.perf_counter() - t0)
+            times[name][1].append(time.process_time() - c0)
+    return times
+
+
+def profile_table(step, rows: int) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def time_wigner() -> None:
+    from e3nn import o3
+
+    from pipeline.data.graphs import radius_graph
+    from pipeline.models import build
+    from pipeline.models.so3 import edge_frames
+
+    b = demo_batch(64)
+    edges = radius_graph(b["pos"], b["batch"], 6.0, 30)
+    model = build("esen", channels=4, lmax=4, mmax=2, num_layers=1)
+    rot = edge_frames(b["pos"][edges[0]] - b["pos"][edges[1]])
     t0 = time.perf_counter()
     for _ in range(3):
-        model4.wigner(rot)
+        model.wigner(rot)
     ours = (time.perf_counter() - t0) / 3
     t0 = time.perf_counter()
     alpha, beta, gamma = o3.matrix_to_angles(rot)
@@ -118,23 +190,70 @@ def main() -> None:
         f"e3nn Euler {e3nn_time * 1e3:.1f} ms, ratio ours/e3nn {ours / e3nn_time:.3f}"
     )
 
-    results = {}
-    for lmax in (2, 4):
-        torch.manual_seed(0)
-        model = (
-            model4
-            if lmax == 4
-            else build("esen", channels=4, lmax=lmax, mmax=2, num_layers=args.layers)
-        )
-        times, cpu = time_step(model, z, pos, edges, batch, args.molecules, args.repeats)
-        med, med_cpu = statistics.median(times), statistics.median(cpu)
-        results[lmax] = med
-        print(
-            f"lmax {lmax}: C 4, hidden 32, {args.layers} layers, {num_params(model):,} params: "
-            f"fwd+bwd median {med:.3f} s wall (min {min(times):.3f}), {len(z) / med:,.0f} atoms/s; "
-            f"process CPU {med_cpu:.3f} s ({len(z) / med_cpu:,.0f} atoms per CPU-second)"
-        )
-    print(f"ratio lmax4/lmax2 step time: {results[4] / results[2]:.2f}")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="demo")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=10, help="timed steps per model")
+    parser.add_argument("--profile-rows", type=int, default=15, help="0: no profile")
+    parser.add_argument("--baseline", default=BASELINE, help="git commit of the 'before' code")
+    parser.add_argument("--no-malloc-tuning", action="store_true")
+    args = parser.parse_args()
+    if not args.no_malloc_tuning and MALLOC_ENV.items() - os.environ.items():
+        os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | MALLOC_ENV)
+    torch.set_num_threads(args.threads)
+    from pipeline.models import num_params
+    from pipeline.models.esen import ESEN
+
+    size = SIZES[args.size]
+    old_cls = load_baseline(args.baseline)
+    b = demo_batch(size["molecules"])
+    atoms = len(b["z"])
+    print(
+        f"batch: {b['m']} demo molecules, {atoms} atoms, {b['edges'].shape[1]} edges; "
+        f"{args.threads} thread(s), torch {torch.__version__}, malloc "
+        f"{ {k: v for k, v in os.environ.items() if k.startswith('MALLOC_')} or 'defaults' }, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    profiled = False
+    for lmax in size["lmax"]:
+        for width in size["widths"]:
+            hp = dict(channels=width, lmax=lmax, **size["hparams"])
+            torch.manual_seed(0)
+            new = ESEN(**hp)
+            steps = {"new": make_step(new, b)}
+            line = f"C {width}, lmax {lmax}, {num_params(new):,} params"
+            if old_cls is not None:
+                print(f"{line}: {check_agreement(ESEN, old_cls, hp, b)}")
+                old = old_cls(**hp)
+                old.load_state_dict(new.state_dict())
+                steps = {"before": make_step(old, b)} | steps
+            times = time_alternating(steps, args.repeats)
+            for name, (wall, cpu) in times.items():
+                wall_s, cpu_s = statistics.median(wall), statistics.median(cpu)
+                print(
+                    f"  {name:6s} {cpu_s * 1e3:8.1f} ms CPU/step ({atoms / cpu_s:8,.0f} atoms per "
+                    f"CPU-s), {wall_s * 1e3:8.1f} ms wall (min {min(wall) * 1e3:.1f})"
+                )
+            if "before" in times:
+                cpu_ratio = statistics.median(times["before"][1]) / statistics.median(
+                    times["new"][1]
+                )
+                wall_ratio = statistics.median(times["before"][0]) / statistics.median(
+                    times["new"][0]
+                )
+                print(f"  speed-up before/new: {cpu_ratio:.2f}x CPU, {wall_ratio:.2f}x wall")
+            if (
+                args.profile_rows
+                and not profiled
+                and width == size["widths"][len(size["widths"]) // 2]
+            ):
+                profiled = True
+                for name, step in steps.items():
+                    print(f"\ntorch.profiler, {name}, {line}, 3 steps:")
+                    print(profile_table(step, args.profile_rows))
+    time_wigner()
     print(f"load average now {os.getloadavg()[0]:.1f} (absolute times scale with it)")
 
 

@@ -101,7 +101,7 @@ def test_so2_convolution_commutes_with_rotations_about_the_edge_axis():
 
     def apply(feat):  # m-major [E, K, 3] -> flat -> conv -> m-major [E, K, 5]
         out, _ = conv(feat.reshape(4, -1), radial)
-        return out.view(4, -1, 5)
+        return torch.cat(out, dim=1).view(4, -1, 5)
 
     torch.testing.assert_close(apply(d @ x), d @ apply(x), atol=1e-12, rtol=0)
 

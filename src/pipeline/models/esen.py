@@ -224,9 +224,9 @@ class _Block(nn.Module):
         rotated = rotate(wigner, pair)
         num_rows = rotated.shape[1]
         y, gates = self.conv_1(rotated.flatten(1), self.radial(edge_feat))
-        y, _ = self.conv_2(self.gate(gates, y))  # [E, K*H] -> [E, K*C]
+        y, _ = self.conv_2(self.gate(gates, y))  # per group [E, rows_g * H] -> [E, rows_g * C]
         # rotate back (envelope included) in one batched matmul: [E, S, C]
-        msg = rotate(wigner_back, y.view(num_edges, num_rows, channels))
+        msg = rotate(wigner_back, torch.cat(y, dim=1).view(num_edges, num_rows, channels))
         agg = torch.zeros_like(h).index_add_(0, dst, msg.reshape(num_edges, size * channels))
         x = x + (agg * agg_weight).view(num_atoms, size, channels)
         return x + self.atom_wise(self.norm_2(x))
