@@ -12,7 +12,8 @@ from e3nn import o3
 
 from pipeline.data.graphs import radius_graph
 from pipeline.models import build, num_params
-from pipeline.models.esen import ESEN, _GridFeedForward
+from pipeline.models.esen import ESEN
+from pipeline.models.esen_blocks import GridFeedForward
 from pipeline.models.so3 import (
     SO2Convolution,
     WignerFromPoints,
@@ -147,7 +148,7 @@ def test_energy_and_forces_follow_atom_permutations():
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
 def test_grid_round_trip_is_the_identity_on_band_limited_signals(lmax, resolution, dtype, tol):
     """to_grid then from_grid returns the coefficients (issue 13 item 3: was 1/(4 pi))."""
-    ffn = _GridFeedForward(3, 5, lmax, resolution)
+    ffn = GridFeedForward(3, 5, lmax, resolution)
     x = torch.randn(7, (lmax + 1) ** 2, 3, dtype=dtype)
     back = ffn.from_grid(ffn.to_grid(x))
     assert float((back - x).abs().max()) < tol * float(x.abs().max())

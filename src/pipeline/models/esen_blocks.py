@@ -1,0 +1,123 @@
+"""Per-edge radial MLP and the atom-wise feed-forwards of eSEN (see :mod:`pipeline.models.esen`).
+
+``GateFeedForward`` is exactly equivariant; ``GridFeedForward`` is eSEN's MLP applied
+pointwise on an S2 grid, as in the reference implementation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from e3nn import o3
+from torch import nn
+
+from pipeline.models.so3 import Float64Constants
+
+
+class RadialMLP(nn.Module):
+    """Linear -> LayerNorm -> SiLU for each hidden size, then a final Linear."""
+
+    def __init__(self, sizes: list[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(1, len(sizes)):
+            layers.append(nn.Linear(sizes[i - 1], sizes[i]))
+            if i < len(sizes) - 1:
+                layers += [nn.LayerNorm(sizes[i]), nn.SiLU()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class GateFeedForward(nn.Module):
+    """Atom-wise feed-forward ``C -> H -> H -> C`` on spherical features, exactly equivariant.
+
+    The three channel maps have no bias and are shared by every (l, m)
+    coefficient, as the S2-grid MLP of eSEN is; between them a gated
+    nonlinearity (SiLU on ``l = 0``, ``l > 0`` scaled by the sigmoid of the same
+    channel's ``l = 0`` value) replaces the pointwise nonlinearity on the sphere,
+    which a finite grid makes equivariant only approximately.
+    """
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.lin1 = nn.Linear(channels, hidden, bias=False)
+        self.lin2 = nn.Linear(hidden, hidden, bias=False)
+        self.lin3 = nn.Linear(hidden, channels, bias=False)
+
+    @staticmethod
+    def _gate(h: torch.Tensor) -> torch.Tensor:
+        s, rest = h.split([1, h.shape[1] - 1], dim=1)
+        return torch.cat((nn.functional.silu(s), rest * torch.sigmoid(s)), dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [A, S, C] -> [A, S, C]."""
+        return self.lin3(self._gate(self.lin2(self._gate(self.lin1(x)))))
+
+
+class GridFeedForward(Float64Constants):
+    """eSEN's atom-wise MLP ``C -> H -> H -> C`` (SiLU) applied pointwise on an S2 grid.
+
+    Features are evaluated on a Gauss-Legendre (polar, about y) x uniform
+    (azimuth) grid, passed through the MLP and projected back by quadrature.
+    With ``resolution >= lmax + 1`` polar points the quadrature integrates
+    products of two degree-``lmax`` signals exactly, so the round trip
+    ``from_grid(to_grid(x))`` is the identity; the MLP's output is not band
+    limited, so the layer is equivariant only up to the grid's aliasing error.
+    """
+
+    def __init__(self, channels: int, hidden: int, lmax: int, resolution: int | None):
+        super().__init__()
+        n_polar = 2 * (lmax + 1) if resolution is None else resolution
+        if n_polar < lmax + 1:
+            raise ValueError(
+                f"ESEN: grid_resolution must be >= lmax + 1 = {lmax + 1} polar points "
+                f"(exact round trip to the grid), got {n_polar}"
+            )
+        n_azim = 2 * n_polar
+        nodes, weights = gauss_legendre(n_polar)
+        phi = torch.arange(n_azim, dtype=torch.float64) * (2 * math.pi / n_azim)
+        cos_t = nodes[:, None].expand(n_polar, n_azim)
+        sin_t = torch.sqrt(1 - cos_t**2)
+        points = torch.stack(
+            (sin_t * torch.cos(phi), cos_t, sin_t * torch.sin(phi)), dim=-1
+        ).reshape(-1, 3)
+        w = (weights[:, None] * (2 * math.pi / n_azim)).expand(n_polar, n_azim).reshape(-1)
+        # integral normalisation (e3nn's default, as eSEN's grid): the integral over the
+        # sphere of Y_i Y_j is delta_ij, and the quadrature weights sum to 4 pi, so
+        # from_grid @ to_grid is the identity on degrees <= lmax (exact quadrature)
+        y = o3.spherical_harmonics(
+            list(range(lmax + 1)), points, normalize=False, normalization="integral"
+        )  # [G, S]
+        self.set_constants(to_grid=y, from_grid=(y * w[:, None]).T.contiguous())
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden, bias=False),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden, bias=False),
+            nn.SiLU(),
+            nn.Linear(hidden, channels, bias=False),
+        )
+
+    def to_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """Values on the grid of the signals with coefficients ``x`` [A, S, C] -> [A, G, C]."""
+        return torch.matmul(self.const("to_grid", x), x)
+
+    def from_grid(self, grid: torch.Tensor) -> torch.Tensor:
+        """Coefficients (quadrature projection) of grid values ``grid`` [A, G, C] -> [A, S, C]."""
+        return torch.matmul(self.const("from_grid", grid), grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [A, S, C] -> [A, S, C]."""
+        return self.from_grid(self.mlp(self.to_grid(x)))
+
+
+def gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Legendre nodes and weights on [-1, 1] (float64)."""
+    nodes, weights = np.polynomial.legendre.leggauss(n)
+    return torch.from_numpy(nodes), torch.from_numpy(weights)
+
+
+__all__ = ["GateFeedForward", "GridFeedForward", "RadialMLP", "gauss_legendre"]
