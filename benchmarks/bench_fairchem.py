@@ -1,29 +1,39 @@
-"""Forward+backward time of our eSEN against fairchem-core's eSEN backbone, same batch, same run.
+"""Our eSEN against fairchem-core's eSEN backbone: step time and a training comparison.
 
-A batch of 64 molecules of the embedded demo data (``extract_dataset("demo")``,
-6 Angstrom / 30-neighbour graph from :func:`pipeline.data.loader.make_batch`) is
-saved to a temporary file; each model is then timed in its own fresh process
-(ours with this interpreter, fairchem with the interpreter of a separate venv),
-one after the other, single thread by default. The loss is
-``mean|E| + mean|F|`` over the batch; a step is forward, loss and backward.
-Printed per ``lmax`` (4 and 2, ``mmax`` 2, hidden 32, 12 layers): parameter
-counts, median ms per step (wall and process CPU), atoms/s, and the ratio
-ours/fairchem (below 1.0 means ours is faster; the goal of issue 5 is <= 1.0).
+Step time (issue 16 item 1: ours <= 0.6x fairchem's at equal parameters). A batch
+of 64 molecules of the embedded demo data (``extract_dataset("demo")``, 6 Angstrom
+/ 30-neighbour graph from :func:`pipeline.data.loader.make_batch`) is saved to a
+temporary file; each model is then timed in its own fresh process (ours with this
+interpreter, fairchem with the interpreter of a separate venv), one after the
+other, single thread by default. The loss is ``mean|E| + mean|F|`` over the batch;
+a step is forward, loss and backward. Printed per ``lmax`` (4 and 2, ``mmax`` 2,
+hidden 32, 12 layers): parameter counts, median ms per step (wall and process
+CPU), atoms/s, and the ratio ours/fairchem (below 1.0 means ours is faster).
+
+Training (issue 13 item 6: ours within 5 % of fairchem's validation loss). Both
+models train on the same batches of demo molecules (``--train-steps`` of
+``--train-batch`` molecules, targets referenced and normalised as the pipeline
+trains, forces divided by the same sigma), with schedule-free AdamW at the same
+learning rate and warm-up, the eq. 1 loss (per-atom energy MAE + per-molecule
+mean force L2 norm), both from seed 0; the validation loss on the first
+``--val-molecules`` validation molecules is printed every ``--eval-every`` steps
+(schedule-free averaged weights) with the training step time.
 
     python benchmarks/bench_fairchem.py [--threads 1] [--repeats 3]
+        [--skip-timing] [--skip-training] [--train-steps 300] [--ffn grid|gate]
 
 Models compared
 ---------------
 - ours: ``build("esen", width=C, lmax=..., mmax=2, hidden_channels=32,
-  num_layers=12)`` with the paper's radial sizes (Table 5 count: 441,773 at
-  C 4, lmax 4), atom-wise feed-forward ``--ffn`` (default "gate", the
-  pipeline's default; "grid" is the S2-grid MLP that fairchem uses).
+  num_layers=...)`` with the paper's radial sizes (Table 5 count: 441,773 at
+  C 4, lmax 4), atom-wise feed-forward ``--ffn`` (default "grid", the S2-grid
+  MLP that fairchem and config/paper.yaml use; "gate" is the demo's).
 - fairchem: ``fairchem.core.models.uma.escn_md.eSCNMDBackbone`` (direct
   forces, ``edge_channels`` 8, ``num_distance_basis`` 8, no dataset embedding,
   default ``ff_type="grid"``) with an ``MLP_Energy_Head`` and a
-  ``Linear_Force_Head``: 444,494 parameters at C 4, lmax 4, as in issue 5, of
-  which 444,490 trainable (the 4 charge/spin frequencies are frozen; trainable
-  parameters are what both sides print and match).
+  ``Linear_Force_Head``: 444,494 parameters at C 4, lmax 4, of which 444,490
+  trainable (the 4 charge/spin frequencies are frozen; trainable parameters are
+  what both sides print and match).
   Its width is the even C (its charge/spin embedding needs one) whose count
   is nearest ours (its count grows about linearly in C, ours quadratically, so
   the two agree only near C 4); the edges of the saved batch are passed in
@@ -31,18 +41,16 @@ Models compared
 
 fairchem is not a dependency of the project. Install it into a venv outside
 the repository (the exact torch pin reuses the CPU wheel on disk; fairchem-core
-2.24 accepts torch 2.13.0)::
+2.24 accepts torch 2.13.0; schedulefree for the training comparison)::
 
     python3.11 -m venv /work/fairchem-venv
     /work/fairchem-venv/bin/pip install torch==2.13.0
-    /work/fairchem-venv/bin/pip install fairchem-core==2.24.0 torch==2.13.0
+    /work/fairchem-venv/bin/pip install fairchem-core==2.24.0 torch==2.13.0 schedulefree==1.4.1
 
 and point ``--fairchem-python`` (or ``$FAIRCHEM_PYTHON``) at its interpreter.
-Without it the script times ours alone and prints these commands.
+Without it the script times and trains ours alone and prints these commands.
 
-GemNet-OC is not compared here: it exists only in fairchem-core 1.10, which
-needs torch 2.4 and numpy < 2 and pulls a multi-GB CUDA build of torch; it is
-not installed on this machine.
+GemNet-OC is not compared here (see benchmarks/bench_gemnet_oc.py).
 
 Like ``bench_esen.py``, the script restarts itself with glibc malloc tuned
 (``MALLOC_MMAP_MAX_=0``, ``MALLOC_TRIM_THRESHOLD_=1e11``; both processes
@@ -72,7 +80,7 @@ INSTALL_HINT = """fairchem-core is not importable with {python}: {reason}
 Install it into a separate venv (not in the repository), then rerun:
     python3.11 -m venv /work/fairchem-venv
     /work/fairchem-venv/bin/pip install torch==2.13.0
-    /work/fairchem-venv/bin/pip install fairchem-core==2.24.0 torch==2.13.0
+    /work/fairchem-venv/bin/pip install fairchem-core==2.24.0 torch==2.13.0 schedulefree==1.4.1
 (or pass --fairchem-python / set FAIRCHEM_PYTHON to a Python that has fairchem-core 2.x)"""
 RESULT_TAG = "RESULT "
 
