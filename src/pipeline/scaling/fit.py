@@ -481,6 +481,8 @@ def fit_power_law(
     c, y = cols["compute"], cols["loss"]
     if np.unique(c).size < 2:
         raise ValueError(f"{_prefix(label)}eq. 4 fit: needs at least 2 distinct compute values")
+    if weights is not None and np.count_nonzero(np.asarray(weights) > 0) < 3:
+        raise ValueError(f"{_prefix(label)}eq. 4 fit: needs at least 3 weighted points")
     law = _PowerLaw(np.log(c), np.log(y), HUBER_DELTA)
     x_all = law.x
 
