@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from pipeline import models
-from pipeline.plan import _ValBatches, measure_family, plan_jobs, prefix_atoms, summarize
+from pipeline.plan import FlopBatches, measure_family, plan_jobs, prefix_atoms, summarize
 from pipeline.train.flops import count_forward_flops
 from pipeline.train.kappa import measure_flop_points
 
@@ -44,7 +44,7 @@ def test_flops_match_the_models_measured_flops(tiny_dataset):
     (quadratic in width) equal a direct count on the built model."""
     val = tiny_dataset / "val.h5"
     widths = [8, 12, 16, 20, 32, 48]
-    batches = _ValBatches(val, 4)
+    batches = FlopBatches(val, 4)
     ladder = measure_family("mpnn", MPNN, widths, batches)
     assert ladder[48]["flops_source"].startswith("quadratic")
     points = measure_flop_points(
@@ -70,7 +70,7 @@ def test_conservative_model_flops_include_the_backward_pass(tiny_dataset, monkey
         {"study": tiny_dataset / "train.h5"},
         tiny_dataset / "val.h5",
     )
-    batches = _ValBatches(tiny_dataset / "val.h5", 4)
+    batches = FlopBatches(tiny_dataset / "val.h5", 4)
     torch.manual_seed(0)
     inner = models.build("schnet", width=8, **models.arch_hparams(settings)).model
     inputs = batches.inputs(inner)

@@ -33,13 +33,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
-import torch
 
-from pipeline import models
 from pipeline.data.extract import train_fraction_size
-from pipeline.data.loader import make_batch
-from pipeline.data.store import MoleculeStore
-from pipeline.train.flops import count_forward_flops
+from pipeline.plan_jobs import cpu_job_count, study_jobs, train_files
+
+# torch, the models and the FLOP counter are imported where FLOPs are measured, so that
+# workflow/rules/plan.smk (which lists the jobs at parse time) costs no torch import.
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +63,20 @@ PLAN_COLUMNS = [
 ]
 
 
-class _ValBatches:
+class FlopBatches:
     """The FLOP-count batch: the first ``num_molecules`` validation molecules, with the
     graph the trainer builds for a model (none for ``uses_edges = False``)."""
 
     def __init__(self, val_h5: str | os.PathLike, num_molecules: int):
+        from pipeline.data.store import MoleculeStore
+
         self.store = MoleculeStore.from_h5(val_h5)
         self.count = min(num_molecules, self.store.num_molecules)
         self.cache: dict[tuple, tuple] = {}
 
-    def inputs(self, model: torch.nn.Module) -> tuple:
+    def inputs(self, model) -> tuple:
+        from pipeline.data.loader import make_batch
+
         neighbors = model.max_neighbors if getattr(model, "uses_edges", True) else 0
         key = (float(model.cutoff), int(neighbors))
         if key not in self.cache:
@@ -93,7 +96,7 @@ def measure_model(
 ) -> dict:
     """N and forward FLOPs per atom of one rung, on the first validation molecules.
 
-    ``val_h5`` is a path or a :class:`_ValBatches`.
+    ``val_h5`` is a path or a :class:`FlopBatches`.
 
     Returns
     -------
@@ -101,7 +104,12 @@ def measure_model(
         ``n_params``, ``forward_flops_per_atom_counted``, ``forward_flops_per_atom_total``,
         ``forces`` ("direct" or "conservative"), ``flops_source`` ("measured").
     """
-    batches = val_h5 if isinstance(val_h5, _ValBatches) else _ValBatches(val_h5, num_molecules)
+    import torch
+
+    from pipeline import models
+    from pipeline.train.flops import count_forward_flops
+
+    batches = val_h5 if isinstance(val_h5, FlopBatches) else FlopBatches(val_h5, num_molecules)
     torch.manual_seed(0)
     model = models.build(arch, width=int(width), **models.arch_hparams(arch_settings))
     inputs = batches.inputs(model)
@@ -118,6 +126,10 @@ def measure_model(
 
 def _count_params(arch: str, width: int, arch_settings: dict) -> int:
     """N of a rung, built on the meta device (no memory, no init) where the class allows."""
+    import torch
+
+    from pipeline import models
+
     hparams = models.arch_hparams(arch_settings)
     try:
         with torch.device("meta"):
@@ -133,7 +145,7 @@ def _quadratic(widths: list[int], values: list[float]):
 
 
 def measure_family(
-    arch: str, arch_settings: dict, widths, batches: _ValBatches, probes: int = 4
+    arch: str, arch_settings: dict, widths, batches: FlopBatches, probes: int = 4
 ) -> dict[int, dict]:
     """:func:`measure_model` over a ladder, the large rungs' FLOPs from the small ones.
 
@@ -277,7 +289,7 @@ def plan_jobs(
         if len(pilots)
         else pd.DataFrame(columns=["median", "count"])
     )
-    batches = _ValBatches(val_h5, num_molecules)
+    batches = FlopBatches(val_h5, num_molecules)
     families: dict[str, tuple[dict, set]] = {}
     for job in jobs:
         key = _family_key(job)
@@ -411,6 +423,10 @@ def write_plan(
 
 __all__ = [
     "PLAN_COLUMNS",
+    "FlopBatches",
+    "cpu_job_count",
+    "study_jobs",
+    "train_files",
     "format_summary",
     "measure_model",
     "pilot_rates",
