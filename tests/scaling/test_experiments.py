@@ -18,9 +18,18 @@ FIT = {"n_boot": 8, "seed": 0, "skip_fraction": 0.1, "compute": "kappa"}
 
 def _runs(root, arch, *, alpha=0.3, beta=0.3, A=10**1.4, B=10**2.2, seed=0, n=(1e4, 1e5, 1e6)):
     return write_synthetic_runs(
-        root, arch, n_params=n, fractions=(0.2, 1.0), A=A, B=B, alpha=alpha, beta=beta,
-        d_max=1e8, n_evals=10, seed=seed,
-    )  # fmt: skip
+        root,
+        arch,
+        n_params=n,
+        fractions=(0.2, 1.0),
+        A=A,
+        B=B,
+        alpha=alpha,
+        beta=beta,
+        d_max=1e8,
+        n_evals=10,
+        seed=seed,
+    )
 
 
 def _with_meta(dirs, **fields):
@@ -41,8 +50,12 @@ def fast(tmp_path_factory):
 def test_load_runs_with_meta_and_final_losses(tmp_path):
     dirs = _runs(tmp_path, "mpnn")
     hp = {"vector_channels": 2, "radial": "g"}
-    _with_meta(dirs, lr=lambda i: 1e-3 * (i + 1), batch_size=lambda i: 16 * (1 + i % 2),
-               hparams=lambda i: {"num_layers": 3 + i, **hp})  # fmt: skip
+    _with_meta(
+        dirs,
+        lr=lambda i: 1e-3 * (i + 1),
+        batch_size=lambda i: 16 * (1 + i % 2),
+        hparams=lambda i: {"num_layers": 3 + i, **hp},
+    )
     curves = ex.load_runs_with_meta(dirs)
     assert len(curves) == len(load_curves(dirs))
     last = ex.final_losses(curves)
@@ -103,8 +116,7 @@ def test_trend_break_finds_the_departure():
     x = np.geomspace(1e-3, 1e3, 25)
     y = 0.9 * x**-0.15
     y[x > 10] *= (x[x > 10] / 10) ** 0.2  # loss stops falling: overfitting
-    tb = ex.trend_break(pd.DataFrame({"compute_pflops": x, "val_loss": y,
-                                      "epoch": np.arange(25)}))  # fmt: skip
+    tb = ex.trend_break(pd.DataFrame({"compute_pflops": x, "val_loss": y, "epoch": np.arange(25)}))
     assert tb["fit"]["gamma"] == pytest.approx(0.15, rel=1e-3)
     assert 10 < tb["break_x"] < 100
     assert tb["break_epoch"] == int(np.flatnonzero(x == tb["break_x"])[0])
@@ -121,9 +133,19 @@ def test_estimate_floor_recovers_offset():
 
 def _tta():
     n = np.array([1e5, 3e5, 1e6, 3e6, 1e7])
-    return pd.DataFrame([{"arch": "mpnn", "width": int(w), "n_params": w, "num_rotations": m,
-                          "val_loss": 0.22 + 30 * w**-0.4 * (1 - 0.05 * (1 - 1 / m))}
-                         for w in n for m in (1, 2, 4, 8, 16)])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "arch": "mpnn",
+                "width": int(w),
+                "n_params": w,
+                "num_rotations": m,
+                "val_loss": 0.22 + 30 * w**-0.4 * (1 - 0.05 * (1 - 1 / m)),
+            }
+            for w in n
+            for m in (1, 2, 4, 8, 16)
+        ]
+    )
 
 
 def test_group_average_analysis():

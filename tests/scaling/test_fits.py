@@ -45,6 +45,8 @@ def test_fit_json_contents(fit_json):
     assert fit["e_mode_decision"]["delta_aicc"] <= fit["e_mode_decision"]["margin"]
     assert fit["bootstrap_unit"] == "run" and fit["seeds"] == [0]
     assert fit["eq7"]["identified"] and fit["eq4_flops"]["identified"]
+    assert fit["eq5_e_zero"]["interval_includes_e_mode_choice"]
+    assert 0 <= fit["e_mode_decision"]["share_resamples_free"] <= 1
     assert fit["eq5_free"]["d_span_decades"] == pytest.approx(2.0)
     assert fit["eq5_free"]["alpha"] == pytest.approx(TRUTH["alpha"], abs=0.05)
     assert fit["eq5_free"]["beta"] == pytest.approx(TRUTH["beta"], abs=0.05)

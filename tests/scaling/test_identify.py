@@ -145,3 +145,16 @@ def test_width_separation_against_seed_spread():
     flat = pts.assign(loss=np.where(pts["n"] == 1e6, pts["loss"] * 1.24, pts["loss"]))
     sep = width_separation(flat)
     assert not sep["separated"] and sep["reason"].startswith("widths do not separate")
+
+
+def test_e_mode_choice_is_repeated_in_every_resample():
+    from pipeline.scaling.identify import choose_e_mode_per_resample
+
+    free = {"n_points": 30, "n_params_fitted": 5, "samples": {"beta": [0.6, 0.61, 0.62]},
+            "samples_resample": [0, 1, 2], "samples_rss_log": [0.010, 0.010, 0.010]}  # fmt: skip
+    zero = {"n_points": 30, "n_params_fitted": 4, "samples": {"beta": [0.35, 0.36]},
+            "samples_resample": [1, 2], "samples_rss_log": [0.0102, 0.02]}  # fmt: skip
+    mixed = choose_e_mode_per_resample(free, zero)
+    # resample 0 failed for E = 0; resample 1: free does not win by 2 AICc; 2: it does
+    assert mixed["n_resamples"] == 2 and mixed["share_free"] == 0.5
+    assert mixed["samples"]["beta"] == [0.35, 0.62]

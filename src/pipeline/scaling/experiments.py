@@ -75,11 +75,17 @@ def load_runs_with_meta(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
         hp = meta.get("hparams") or {}
         if not isinstance(hp, dict):
             raise ValueError(f"{path}: 'hparams' must be an object, got {type(hp).__name__}")
-        row = {"run": str(rd), "lr": float(meta["lr"]),
-               "lr_base": float(meta.get("lr_base", np.nan)),
-               "batch_size": int(meta["batch_size"])}  # fmt: skip
-        for col, key in (("depth", "num_layers"), ("vector_channels", "vector_channels"),
-                         ("lmax", "lmax")):  # fmt: skip
+        row = {
+            "run": str(rd),
+            "lr": float(meta["lr"]),
+            "lr_base": float(meta.get("lr_base", np.nan)),
+            "batch_size": int(meta["batch_size"]),
+        }
+        for col, key in (
+            ("depth", "num_layers"),
+            ("vector_channels", "vector_channels"),
+            ("lmax", "lmax"),
+        ):
             value = hp.get(key)
             if value is not None and not isinstance(value, int | float):
                 raise ValueError(f"{path}: hparams.{key} must be a number, got {value!r}")
@@ -210,9 +216,15 @@ def frontier_fit(
     if "run_id" not in c.columns:
         c["run_id"] = c["run"]
     factor = 1.0 if opt["compute"] == "measured" else float(compute_factor)
-    cand = frontier_candidates(c, float(kappa) * factor, x, warmup=opt["warmup"],
-                               ema=opt["ema"], compute=opt["compute"],
-                               flops=opt["flops"])  # fmt: skip
+    cand = frontier_candidates(
+        c,
+        float(kappa) * factor,
+        x,
+        warmup=opt["warmup"],
+        ema=opt["ema"],
+        compute=opt["compute"],
+        flops=opt["flops"],
+    )
     col = X_COLUMNS[x]
     xs, ls = cand[col].to_numpy(float), cand["val_loss"].to_numpy(float)
     run_ids, codes = np.unique(cand["run_id"].astype(str).to_numpy(), return_inverse=True)
@@ -252,9 +264,14 @@ def compare_frontiers(
     for i, (label, c) in enumerate(curves_by_label.items()):
         require(c, ("run", "n_params", "atoms_seen", "val_loss"), f"curves of {label!r}")
         out[label] = frontier_fit(
-            c, kappa_for(label, c, kappa), fit=fit, kappa_config=kappa_config, label=label,
-            compute_factor=(compute_factors or {}).get(label, 1.0), seed_offset=i,
-        )  # fmt: skip
+            c,
+            kappa_for(label, c, kappa),
+            fit=fit,
+            kappa_config=kappa_config,
+            label=label,
+            compute_factor=(compute_factors or {}).get(label, 1.0),
+            seed_offset=i,
+        )
     return out
 
 
@@ -307,12 +324,22 @@ def symmetry_loss_analysis(
     out = {}
     for i, (label, c) in enumerate(arms.items()):
         require(c, ("run", "n_params", "atoms_seen", "val_loss"), f"curves of {label!r}")
-        fr, eq4 = frontier_fit(c, kappa, fit=fit, kappa_config=kappa_config, label=label,
-                               compute_factor=(compute_factors or {}).get(label, 1.0),
-                               seed_offset=i)  # fmt: skip
+        fr, eq4 = frontier_fit(
+            c,
+            kappa,
+            fit=fit,
+            kappa_config=kappa_config,
+            label=label,
+            compute_factor=(compute_factors or {}).get(label, 1.0),
+            seed_offset=i,
+        )
         pts = sum_law_points(c, ema=_options(fit, c, None)["ema"])
-        out[label] = {"frontier": fr, "eq4": eq4, "points": pts,
-                      "eq5": sum_law_fit(pts, fit=fit, label=label, seed_offset=i)}  # fmt: skip
+        out[label] = {
+            "frontier": fr,
+            "eq4": eq4,
+            "points": pts,
+            "eq5": sum_law_fit(pts, fit=fit, label=label, seed_offset=i),
+        }
     return out
 
 
@@ -365,8 +392,9 @@ def multi_epoch_analysis(
     out = {}
     for i, (label, c) in enumerate(arms.items()):
         require(c, ("run", "n_params", "atoms_seen", "val_loss", "epoch"), f"curves {label!r}")
-        fr, eq4 = frontier_fit(c, kappa, fit=fit, kappa_config=kappa_config, label=label,
-                               seed_offset=i)  # fmt: skip
+        fr, eq4 = frontier_fit(
+            c, kappa, fit=fit, kappa_config=kappa_config, label=label, seed_offset=i
+        )
         tb = trend_break(fr, fit_share=fit_share, tol=tol)
         if tb["fit"] is None:
             logger.warning("%s: too few early frontier points for the trend", label)
@@ -414,8 +442,12 @@ def estimate_floor(groups: Iterable[tuple[np.ndarray, np.ndarray]], cap: float =
     if not res.success:
         raise ValueError(f"eq. 24: L_D search failed ({res.message})")
     if res.x > 0.99 * cap * y_min:
-        logger.warning("eq. 24: L_D estimate %.4g sits at its bound (%.0f %% of the lowest "
-                       "loss); the data do not pin the floor down", res.x, 100 * cap)  # fmt: skip
+        logger.warning(
+            "eq. 24: L_D estimate %.4g sits at its bound (%.0f %% of the lowest "
+            "loss); the data do not pin the floor down",
+            res.x,
+            100 * cap,
+        )
     return float(res.x)
 
 
@@ -444,8 +476,9 @@ def group_average_analysis(
         arms[name] = {"points": g, "fit": None}
     how = "given"
     if L_D is None:
-        L_D = estimate_floor([(a["points"]["n_params"], a["points"]["val_loss"])
-                              for a in arms.values()])  # fmt: skip
+        L_D = estimate_floor(
+            [(a["points"]["n_params"], a["points"]["val_loss"]) for a in arms.values()]
+        )
         how = "estimated"
     for i, (name, arm) in enumerate(arms.items()):
         g = arm["points"]
@@ -453,9 +486,14 @@ def group_average_analysis(
         if np.any(y <= 0):
             raise ValueError(f"group averaging: L_D = {L_D:.4g} is not below every {name} loss")
         try:
-            arm["fit"] = fit_power_law(g["n_params"].to_numpy(float), y, opt["n_boot"],
-                                       opt["seed"] + i, label=f"eq. 24 {name}",
-                                       return_samples=True)  # fmt: skip
+            arm["fit"] = fit_power_law(
+                g["n_params"].to_numpy(float),
+                y,
+                opt["n_boot"],
+                opt["seed"] + i,
+                label=f"eq. 24 {name}",
+                return_samples=True,
+            )
         except ValueError as err:
             logger.warning("group averaging %s: no eq. 24 fit (%s)", name, err)
     return {"L_D": float(L_D), "how": how, "m_ga": int(m_ga), "arms": arms}

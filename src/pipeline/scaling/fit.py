@@ -324,6 +324,7 @@ def _fit_with_bootstrap(
 
     failures: dict[str, int] = {}
     samples = np.empty((0, law.n_par))
+    boot_index, boot_rss = np.empty(0, dtype=int), np.empty(0)
     if boot_weights is not None:
         n_boot = int(boot_weights.shape[0])
     if n_boot > 0:
@@ -357,7 +358,11 @@ def _fit_with_bootstrap(
         n_overflow = int(np.sum(ok & ~finite))
         if n_overflow:
             failures["parameter overflow (log-space value > 700)"] = n_overflow
-        samples = chosen[ok & finite]
+        keep = ok & finite
+        samples = chosen[keep]
+        boot_index = np.flatnonzero(ident)[keep]
+        w_keep = counts[keep]
+        boot_rss = np.sum(w_keep * law.residuals(samples) ** 2, axis=1) if samples.size else None
     n_failed = int(sum(failures.values()))
     if n_failed:
         logger.warning(
@@ -375,6 +380,8 @@ def _fit_with_bootstrap(
         "n_starts": int(n_s),
         "n_starts_converged": int(conv.sum()),
         "samples": samples,
+        "boot_index": boot_index,
+        "boot_rss": np.empty(0) if boot_rss is None else boot_rss,
         "n_boot_failed": n_failed,
         "boot_failures": failures,
     }
@@ -639,6 +646,10 @@ def fit_sum_law(
         out["label"] = label
     if return_samples:
         out["samples"] = {k: np.asarray(v).tolist() for k, v in samp.items()}
+        # which resample each sample refits, and its weighted RSS of log residuals
+        # (for choosing E inside each resample, see pipeline.scaling.fits)
+        out["samples_resample"] = r["boot_index"].tolist()
+        out["samples_rss_log"] = r["boot_rss"].tolist()
     if not fix_e_zero:
         if compare_e_zero is None:
             compare_e_zero = tradeoff

@@ -284,3 +284,43 @@ def width_separation(points, noise_sd_log: float | None = None) -> dict:
     )  # fmt: skip
     return {"fraction": top, "log_ratio": log_ratio, "noise_sd_log": float(noise_sd_log),
             "separated": bool(separated), "reason": reason}  # fmt: skip
+
+
+def choose_e_mode_per_resample(free: dict, e_zero: dict, margin: float = E_MODE_MARGIN) -> dict:
+    """Repeat :func:`choose_e_mode` inside every bootstrap resample (selection bootstrapped).
+
+    Parameters
+    ----------
+    free, e_zero : dict
+        Fits with ``samples``, ``samples_resample`` (index of the resample each sample
+        refits) and ``samples_rss_log``; ``n_points`` and ``n_params_fitted``.
+
+    Returns
+    -------
+    dict
+        ``samples`` ({name: list}: per common resample, the sample of the fit that
+        resample chooses), ``share_free`` (fraction of resamples choosing the free
+        fit) and ``n_resamples``. Empty samples when no resample is common.
+    """
+    n = int(free["n_points"])
+    k_free, k_zero = int(free["n_params_fitted"]), int(e_zero["n_params_fitted"])
+    idx_f = {int(b): i for i, b in enumerate(free.get("samples_resample", []))}
+    idx_z = {int(b): i for i, b in enumerate(e_zero.get("samples_resample", []))}
+    common = sorted(set(idx_f) & set(idx_z))
+    names = list(free["samples"])
+    out = {name: [] for name in names}
+    n_free = 0
+    for b in common:
+        i, j = idx_f[b], idx_z[b]
+        a_free = aicc(free["samples_rss_log"][i], n, k_free)
+        a_zero = aicc(e_zero["samples_rss_log"][j], n, k_zero)
+        use_free = a_zero - a_free > margin
+        n_free += use_free
+        src, pos = (free, i) if use_free else (e_zero, j)
+        for name in names:
+            out[name].append(src["samples"][name][pos])
+    return {
+        "samples": out,
+        "share_free": n_free / len(common) if common else None,
+        "n_resamples": len(common),
+    }
