@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -341,3 +342,44 @@ def test_paper_study_runs_from_one_data_path(tmp_path, omol25_folders):
     for path in paths.values():
         assert Path(path) == omol25_folders / "train_4M"
         assert list(Path(path).glob("*.aselmdb"))
+
+
+# Snakemake's own record of which rules run where it runs (`localrule: True`).
+LOCAL_RULES = """
+import contextlib, io, json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+with SnakemakeApi(OutputSettings()) as api:
+    workflow = api.workflow(
+        resource_settings=ResourceSettings(),
+        config_settings=ConfigSettings(configfiles=[Path(sys.argv[2])]),
+        snakefile=Path(sys.argv[1]),
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        workflow.list_rules()
+    rules = workflow._workflow.rules
+    local = workflow._workflow._localrules
+print(json.dumps({rule.name: rule.name in local for rule in rules}))
+"""
+
+
+@pytest.mark.parametrize("on_slurm", [True, False])
+def test_only_light_rules_are_local(on_slurm, tmp_path):
+    """Issue 15 item 4: training, extraction and kappa are cluster jobs (extraction and
+    kappa unless slurm.cpu_jobs.on_slurm is false); aggregations run where Snakemake runs."""
+    user = _write_user_file(tmp_path / "user.yaml", slurm={"cpu_jobs": {"on_slurm": on_slurm}})
+    result = subprocess.run(
+        [sys.executable, "-c", LOCAL_RULES, str(ROOT / "Snakefile"), str(user)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    is_local = json.loads(result.stdout.strip().splitlines()[-1])
+    heavy = {"extract", "extract_variant", "kappa"}
+    training = {rule for rule in is_local if TRAIN_RULE.match(rule)}
+    assert {"train", "train_variant"} <= training
+    assert not any(is_local[rule] for rule in training)
+    assert all(is_local[rule] != on_slurm for rule in heavy)
+    light = set(is_local) - training - heavy
+    assert {"frontier", "fit", "table1", "fig1", "report", "group_average", "all"} <= light
+    assert all(is_local[rule] for rule in light), sorted(r for r in light if not is_local[r])
