@@ -164,3 +164,16 @@ def test_plan_lists_every_training_job_of_the_dag(tmp_path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     dag = _job_counts(dry.stdout + dry.stderr)
     assert dag and plan["rule"].value_counts().to_dict() == dag
+
+
+def test_paper_plan_overlay_is_valid():
+    import yaml
+
+    from pipeline.config import check_config, merge_config
+
+    paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    overlay = yaml.safe_load((ROOT / "config/examples/paper_plan_on_demo.yaml").read_text())
+    config = merge_config(paper, overlay)
+    check_config(config, ROOT / "workflow/schemas/config.schema.yaml")
+    assert config["plan"]["train_atoms"] == 9.2e8  # section 3.1's D
+    assert config["data"]["source"] == "demo"

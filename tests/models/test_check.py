@@ -173,3 +173,16 @@ def test_schnet_trains_through_train_job(tiny_dataset, tmp_path, monkeypatch):
     assert meta["n_params"] == models.num_params(models.build("schnet", width=8, **arch["hparams"]))
     assert meta["forward_flops_per_atom_counted"] > 0
     assert (out / "curve.csv").exists() and (out / "model.pt").exists()
+
+
+def test_schnet_example_config_is_valid_and_names_the_class():
+    import yaml
+
+    from pipeline.config import check_config, merge_config
+
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    example = yaml.safe_load((ROOT / "config/examples/schnet.yaml").read_text())
+    config = merge_config(base, example)
+    check_config(config, ROOT / "workflow/schemas/config.schema.yaml")
+    hparams = models.arch_hparams(config["archs"]["schnet"])
+    assert models.model_class(hparams["model"]).__name__ == "SchNet"
