@@ -315,8 +315,8 @@ def coverage_replicate(
     rows = []
     for unit in units:
         fit = fit_arch(
-            curves, 2.0, n_boot, 0, unit=unit, compute="measured", extrapolation=False,
-            full_top_k=full_top_k,
+            curves, 2.0, n_boot, 0, unit=unit, compute="measured", flops="total",
+            extrapolation=False, full_top_k=full_top_k,
         )  # fmt: skip
         s = fit["eq5_free"] if fit["eq5_used"] == "free" else fit["eq5_e_zero"]
         row = {"layout": layout, "unit": unit, "replicate": random_state,
