@@ -15,6 +15,23 @@ too. ``--profile`` prints torch.profiler tables (self CPU time) of one step of e
     OMP_NUM_THREADS=1 python benchmarks/bench_gemnet_oc.py
     OMP_NUM_THREADS=1 python benchmarks/bench_gemnet_oc.py --profile --widths 16
 
+Measured here (2 shared cores, load average ~12, 1 thread; process CPU per step, before /
+after on the old quadruplet graph / after on the default one): width 8: 362 / 391 / 416 ms,
+width 16: 439 / 454 / 469 ms, width 32: 482 / 456 / 478 ms, i.e. 0.93-1.06x: the
+per-centre batched sums removed the per-triplet tensors of every block (forward of the
+blocks 123 -> 81 ms at width 16) but the padded products and their backward cost as much;
+at widths 8-32 the ~500 small matmuls of the dense layers and per-op overhead remain. The
+reference-sized quadruplet graph (6 Angstrom / 8 at demo size) now costs about as much as
+the old 2.5 Angstrom one; with the old code it cost ~1.3x. Energies and forces agree with
+the code of cf9e7e1 to 1e-15 (float64, printed).
+
+The comparison with fairchem-core 1.10's GemNet-OC (issue 13 item 6) is not here: it needs
+a separate venv (``torch==2.4.1 fairchem-core==1.10.0 "numpy<2"`` from PyPI: 5.9 GB, the
+CUDA build of torch, about 35 minutes to download and install here) plus torch-scatter and
+torch-sparse, which PyPI has only as source: ``pip install --no-build-isolation
+torch-scatter`` needs ``wheel`` in the venv and then compiles for many minutes per package
+on one core. fairchem's gemnet_oc.py, interaction_indices.py and utils.py import both.
+
 On a shared machine the wall time depends on the load, which is printed; ratios of
 interleaved steps are the steadier numbers. Like the workflow (``workflow/rules/common.smk``),
 the script runs with glibc's malloc tuned (``MALLOC_MMAP_MAX_=0``, see ``bench_esen.py``)
