@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.models import arch_hparams
+
 AUGMENT_CHOICES = ("none", "always", "after_first_epoch")
 # fp32: full float32 (the paper); tf32: float32 storage, TF32 matmuls and convolutions on
 # CUDA (no effect on the CPU); bf16-mixed: bfloat16 autocast of the model's forward
@@ -110,5 +112,5 @@ class ArchSettings:
             base_width=section["base_width"],
             lr=section["lr"],
             batch_size=section["batch_size"],
-            hparams=dict(section.get("hparams", {})),
+            hparams=arch_hparams(section),  # archs.<name>.model travels as hparams.model
         )
