@@ -30,6 +30,7 @@ from pipeline.scaling.synthetic import COVERAGE_LAYOUTS, coverage_replicate, cov
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=20)
+    parser.add_argument("--first-replicate", type=int, default=0, help="seed of the first")
     parser.add_argument("--n-boot", type=int, default=100)
     parser.add_argument("--layouts", nargs="+", default=list(COVERAGE_LAYOUTS))
     parser.add_argument("--units", nargs="+", default=["point", "run"])
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for layout in args.layouts:
-            for rep in range(args.replicates):
+            for rep in range(args.first_replicate, args.first_replicate + args.replicates):
                 rows += coverage_replicate(
                     tmp, layout, args.units, rep, n_boot=args.n_boot, truth={"E": args.E},
                     run_offset=args.run_offset, ar_sigma=args.ar_sigma, ar_rho=args.ar_rho,
