@@ -9,7 +9,7 @@ and group-averaging stages would write for a config (default: the repository's
     variants/{variant}/{arch}/{width}/{fraction}/seed{seed}/...   (every variant)
     variants/{variant}/data/...                                   (variants with own data)
     kappa/{arch}.csv, kappa/{arch}_points.csv, kappa.csv
-    group_average/{arch}/{width}/{fraction}.csv
+    group_average/{arch}/{width}/{fraction}/seed{seed}.csv
 
 and then, by calling the real :mod:`pipeline.scaling` functions, the frontier CSVs
 (``frontier/{arch}_{flops,hours}.csv``) and fit JSONs (``fits/{arch}.json``) of the
@@ -370,24 +370,30 @@ def _write_group_average(results: Path, config: Mapping, base_dirs: list[Path]) 
                          "val_force_mae_mev_per_angstrom": 0.6 * loss * SIGMA_EV * 1e3,
                          "arch": arch, "width": meta["width"], "n_params": meta["n_params"],
                          "seed": 0, "include_identity": False})  # fmt: skip
-        path = results / "group_average" / arch / str(meta["width"]) / f"{fraction:g}.csv"
+        path = (results / "group_average" / arch / str(meta["width"]) / f"{fraction:g}"
+                / f"seed{meta['seed']}.csv")  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(path, index=False)
         out.append(path)
     return out
 
 
-def _call(fn, *args, fit: Mapping, **kwargs):
-    """Call a scaling writer with ``fit`` as one mapping (contract 3) or, for the older
-    signatures, as ``n_boot``/``seed``/``warmup`` keywords."""
+def _call(fn, *args, fit: Mapping, arch: str, kappa_config: Mapping | None, **kwargs):
+    """Call a scaling writer with the settings of ``config['fit']`` its signature takes."""
     params = inspect.signature(fn).parameters
     any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    try:
+        from pipeline.scaling.fits import fit_options
+
+        options = fit_options(fit, arch, kappa_config)
+    except ImportError:  # before the fit settings helper
+        options = {"n_boot": fit["n_boot"], "seed": fit["seed"], "warmup": fit["skip_fraction"]}
     if "fit" in params:
         kwargs["fit"] = dict(fit)
     else:
-        for key, name in (("n_boot", "n_boot"), ("seed", "seed"), ("skip_fraction", "warmup")):
-            if (name in params or any_keyword) and key in fit:
-                kwargs[name] = fit[key]
+        kwargs.update({k: v for k, v in options.items() if k in params or any_keyword})
+    if "arch" in params:
+        kwargs["arch"] = arch
     return fn(*args, **kwargs)
 
 
@@ -470,10 +476,12 @@ def write_synthetic_tree(
             kappa_csv = results / "kappa" / f"{arch}.csv"
             ff = results / "frontier" / f"{arch}_flops.csv"
             fh = results / "frontier" / f"{arch}_hours.csv"
-            _call(write_frontiers, dirs, kappa_csv, ff, fh, fit=config["fit"])
+            kappa_config = config.get("kappa")
+            _call(write_frontiers, dirs, kappa_csv, ff, fh, fit=config["fit"], arch=arch,
+                  kappa_config=kappa_config)  # fmt: skip
             fj = results / "fits" / f"{arch}.json"
             _call(write_fit, dirs, kappa_csv, fj, fit=config["fit"], arch=arch,
-                  frontier_csvs=(ff, fh))  # fmt: skip
+                  kappa_config=kappa_config, frontier_csvs=(ff, fh))  # fmt: skip
             tree.frontiers += [ff, fh]
             tree.fits.append(fj)
     return tree

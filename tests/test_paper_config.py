@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from pipeline.config import check_config, expand_variants
-from pipeline.report import ladder_csv
+from pipeline.tables import ladder_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
@@ -31,4 +31,6 @@ def test_paper_ladders_match_tables_3_to_6(arch, tmp_path):
         arch, section["widths"], section["paper_n_params"], section["hparams"], tmp_path / "t.csv"
     )
     assert len(table) == len(section["widths"])
-    assert (table["rel_diff"].abs() <= 0.02).all(), table
+    # eq. 9's MPNN counts 50.5 w fewer than Table 3 (2.9 % at w = 128; docs/ladders.yaml)
+    tolerance = {"mpnn": 0.03}.get(arch, 0.02)
+    assert (table["rel_diff"].abs() <= tolerance).all(), table

@@ -1,88 +1,101 @@
-"""Every figure function writes a non-empty PDF from small synthetic results."""
+"""Figure pieces: the one log-axis formatter, and "not identified" instead of an exponent."""
 
 from __future__ import annotations
 
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import pytest
 
-from pipeline import plots
-from pipeline.scaling import kappa_table, load_curves, pareto_frontier, sum_law_points
-from pipeline.scaling.fits import _jsonable, fit_arch
-from pipeline.scaling.frontier import add_compute
-from pipeline.scaling.synthetic import write_synthetic_runs
+from pipeline.plots import draw, main, style
+from pipeline.scaling.frontier import load_curves, sum_law_points
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("plots")
-    out = {"ff": {}, "fh": {}, "pts": {}, "fits": {}, "curves": []}
-    for i, (arch, alpha, beta, kappa) in enumerate(
-        (("mpnn", 0.28, 0.31, 2.0), ("esen", 0.8, 0.75, 40.0))
-    ):
-        dirs = write_synthetic_runs(
-            root,
-            arch,
-            n_params=(1e5, 1e6, 1e7),
-            fractions=(0.1, 1.0),
-            A=10**1.4 * (1 + 50 * i),
-            B=10**2.2 * (1 + 500 * i),
-            alpha=alpha,
-            beta=beta,
-            d_max=1e9,
-            n_evals=8,
-            seed=i,
-        )
-        c = load_curves(dirs)
-        out["curves"].append(add_compute(c, kappa))
-        out["ff"][arch] = pareto_frontier(c, kappa, "flops")
-        out["fh"][arch] = pareto_frontier(c, kappa, "hours")
-        out["pts"][arch] = sum_law_points(c)
-        out["fits"][arch] = json.loads(json.dumps(_jsonable(fit_arch(c, kappa, n_boot=20))))
-    out["curves"] = pd.concat(out["curves"], ignore_index=True)
-    return out
+@pytest.mark.parametrize(
+    ("lo", "hi"),
+    [(2e3, 5e3), (3e-6, 5e-6), (1e-7, 1e3), (0.4, 0.9), (4.1, 4.9), (1e-3, 2e-1), (20, 3e4)],
+)
+def test_log_axis_labels_never_overlap_or_mix_styles(lo, hi):
+    fig, ax = plt.subplots(figsize=(2.2, 1.8))
+    ax.plot([lo, hi], [lo, hi])
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
+    fig.canvas.draw()
+    for which in ("x", "y"):
+        style.format_log_axis(ax, which)
+    fig.canvas.draw()
+    for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+        shown = [t for t in labels if t.get_visible() and t.get_text()]
+        assert len(shown) >= 1
+        texts = [t.get_text() for t in shown]
+        assert not any("e+" in t or "e-" in t for t in texts), texts
+        # one style per axis: all plain numbers or all powers of ten
+        assert len({"$" in t for t in texts}) == 1, texts
+        boxes = [t.get_window_extent() for t in shown]
+        for a in range(len(boxes)):
+            for b in range(a + 1, len(boxes)):
+                assert not boxes[a].overlaps(boxes[b]), texts
+    plt.close(fig)
 
 
-def _is_pdf(path):
-    data = path.read_bytes()
-    return data.startswith(b"%PDF") and len(data) > 2000
+def test_formatter_styles():
+    assert style.LogTickFormatter(plain=True)(0.02) == "0.02"
+    assert style.LogTickFormatter(plain=False)(1e-6) == "$10^{-6}$"
+    assert style.LogTickFormatter(plain=False)(3e-6) == r"$3\times10^{-6}$"
 
 
-def test_fig1(results, tmp_path):
-    p = plots.plot_fig1(results["ff"], results["fh"], results["fits"], tmp_path / "fig1.pdf")
-    assert _is_pdf(p)
+def test_estimate_label_says_not_identified():
+    ok = {"gamma": 0.31, "ci": {"gamma": [0.25, 0.38]}, "identified": True}
+    bad = {**ok, "identified": False, "not_identified_reason": "gamma interval includes 0"}
+    assert draw.estimate_label("MPNN", ok, "gamma", r"\gamma") == (
+        r"MPNN: $\gamma$ = 0.31 [0.25, 0.38]"
+    )
+    text = " ".join(draw.estimate_label("MPNN", bad, "gamma", r"\gamma").split())
+    assert "not identified (gamma interval includes 0)" in text and "0.31" not in text
+    assert draw.estimate_label("MPNN", None, "gamma", r"\gamma") == "MPNN (no fit)"
 
 
-def test_fig2(tmp_path):
-    rows = [
-        {
-            "arch": a,
-            "width": 1,
-            "n_params": n,
-            "atoms": d,
-            "flops_total": k * n * d,
-            "flops_counted": 0.7 * k * n * d,
-        }
-        for a, k in (("mpnn", 2.0), ("esen", 40.0))
-        for n in (1e5, 1e6)
-        for d in (1e3, 1e4)
-    ]
-    pts = pd.DataFrame(rows)
-    assert _is_pdf(plots.plot_fig2(pts, kappa_table(pts), tmp_path / "fig2.pdf"))
+def test_not_identified_fit_is_not_drawn():
+    bad = {
+        "F": 1.0,
+        "gamma": 30.0,
+        "ci": {"gamma": [0.1, 50]},
+        "identified": False,
+        "not_identified_reason": "gamma = 30 outside the plausible range",
+    }
+    fig, ax = plt.subplots()
+    draw.draw_power_law(ax, np.geomspace(1, 10, 5), bad, "C0", "x")
+    assert all(len(line.get_xdata()) == 0 for line in ax.get_lines())  # legend entry only
+    assert "not identified" in ax.get_legend_handles_labels()[1][0]
+    plt.close(fig)
 
 
-def test_fig3(results, tmp_path):
-    p = plots.plot_fig3(results["curves"], results["ff"], results["fh"], tmp_path / "fig3.pdf")
-    assert _is_pdf(p)
+def test_fig5_and_6_print_not_identified(synthetic_tree, tmp_path):
+    """A fit flagged not identified shows its reason in fig. 5's titles and fig. 6's legend."""
+    from pipeline.scaling.tables import read_fits
 
-
-def test_fig5(results, tmp_path):
-    assert _is_pdf(plots.plot_fig5(results["pts"], results["fits"], tmp_path / "fig5.pdf"))
-
-
-def test_fig6(results, tmp_path):
-    p = plots.plot_fig6(results["fits"], tmp_path / "sub" / "fig6.pdf")
-    assert _is_pdf(p)
-    assert np.isfinite(results["fits"]["esen"]["eq7"]["gamma_c"])
+    fits = read_fits(synthetic_tree.fits)
+    arch = next(iter(fits))
+    f = json.loads(json.dumps(fits[arch]))
+    used = "eq5_free" if f["eq5_used"] == "free" else "eq5_e_zero"
+    f[used].update(identified=False, not_identified_reason="widths do not separate")
+    f["eq7"].update(identified=False, not_identified_reason="eq. 5 not identified")
+    fits[arch] = f
+    captured = []
+    real_close = plt.close
+    plt.close = captured.append
+    try:
+        dirs = [d for d in synthetic_tree.run_dirs["base"] if d.parts[-4] == arch]
+        main.plot_fig5({arch: sum_law_points(load_curves(dirs))}, {arch: f}, tmp_path / "f5.pdf")
+        main.plot_fig6(fits, tmp_path / "f6.pdf")
+    finally:
+        plt.close = real_close
+    fig5, fig6 = captured[-2], captured[-1]
+    titles = " ".join(" ".join(ax.get_title() for ax in fig5.axes).split())
+    assert "not identified" in titles and "widths do not" in titles
+    labels = " ".join(
+        " ".join(t.get_text() for leg in fig6.legends for t in leg.get_texts()).split()
+    )
+    assert f"{arch}: not identified" in labels
+    for fig in captured:
+        real_close(fig)

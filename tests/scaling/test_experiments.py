@@ -98,8 +98,14 @@ def test_frontier_fit_takes_its_settings_from_config_fit(fast):
     assert fr_a["atoms_seen"].min() < fr_b["atoms_seen"].min()
     assert len(fit_a["samples"]["gamma"]) == 4
     # measured compute: each run's own FLOPs per atom, whatever kappa says
-    measured = fast.assign(forward_flops_per_atom_total=3.0 * fast["n_params"])
-    fr_m, _ = ex.frontier_fit(measured, 99.0, fit={**FIT, "compute": "measured", "n_boot": 0})
+    measured = fast.assign(
+        forward_flops_per_atom_total=3.0 * fast["n_params"],
+        forward_flops_per_atom_counted=3.0 * fast["n_params"],
+        forward_passes_per_step=1,
+    )
+    fr_m, _ = ex.frontier_fit(
+        measured, 99.0, fit={**FIT, "compute": "measured", "n_boot": 0}, kappa_config={}
+    )
     fr_k, _ = ex.frontier_fit(measured, 1.0, fit={**FIT, "n_boot": 0})
     np.testing.assert_allclose(fr_m["compute_pflops"], 3 * fr_k["compute_pflops"])
 

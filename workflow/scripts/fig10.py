@@ -1,7 +1,7 @@
 """Figure 10: batch size / learning rate grid and depth / width sweep at fixed N."""
 
 from pipeline.logs import configure_logging
-from pipeline.plots.experiments import make_fig10
+from pipeline.plots.sweeps import make_fig10
 from pipeline.workflow_io import run_dirs
 
 

@@ -1,7 +1,7 @@
 """Figure 11: MC-EGNN validation loss against the number of vector channels E."""
 
 from pipeline.logs import configure_logging
-from pipeline.plots.experiments import make_fig11
+from pipeline.plots.sweeps import make_fig11
 from pipeline.workflow_io import run_dirs
 
 

@@ -1,7 +1,7 @@
 """Figure 14: energy and force validation losses of every run."""
 
 from pipeline.logs import configure_logging
-from pipeline.plots.experiments import make_fig14
+from pipeline.plots.sweeps import make_fig14
 from pipeline.workflow_io import run_dirs
 
 

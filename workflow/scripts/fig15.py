@@ -1,7 +1,7 @@
 """Figure 15: the MPNN with relative vectors against absolute positions (appendix J)."""
 
 from pipeline.logs import configure_logging
-from pipeline.plots.experiments import make_fig15
+from pipeline.plots.symmetry import make_fig15
 from pipeline.workflow_io import runs_by_variant
 
 

@@ -1,7 +1,7 @@
 """Figure 16: learning curves of the vanilla transformer (appendix K)."""
 
 from pipeline.logs import configure_logging
-from pipeline.plots.experiments import make_fig16
+from pipeline.plots.sweeps import make_fig16
 from pipeline.workflow_io import run_dirs
 
 

@@ -1,7 +1,7 @@
 """Figure 7: the MPNN with and without the symmetry loss of eq. 2."""
 
 from pipeline.logs import configure_logging
-from pipeline.plots.experiments import make_fig7
+from pipeline.plots.symmetry import make_fig7
 from pipeline.workflow_io import read_kappas, runs_by_variant
 
 
@@ -14,6 +14,8 @@ def main(smk):
         read_kappas(smk.input.kappas)["mpnn"],
         smk.output[0],
         compute_factor=smk.params.forward_passes,
+        fit=smk.params.fit,
+        kappa_config=getattr(smk.params, "kappa", None),
     )
 
 

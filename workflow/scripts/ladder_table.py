@@ -3,7 +3,7 @@
 import yaml
 
 from pipeline.logs import configure_logging
-from pipeline.report import ladder_csv
+from pipeline.tables import ladder_csv
 
 
 def main(smk):

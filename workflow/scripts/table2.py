@@ -1,7 +1,7 @@
 """Table 2: the architectures' symmetry class, tensor order and body order."""
 
 from pipeline.logs import configure_logging
-from pipeline.report import write_table2
+from pipeline.tables import write_table2
 
 
 def main(smk):

@@ -402,11 +402,6 @@ def multi_epoch_analysis(
     return out
 
 
-def data_limited_loss(sum_fit: Mapping, d: float) -> float:
-    """L_D = E + B D^-beta of an eq. (5) fit: the loss floor at D training atoms (eq. 24)."""
-    return float(sum_fit["E"] + sum_fit["B"] * float(d) ** -sum_fit["beta"])
-
-
 def estimate_floor(groups: Iterable[tuple[np.ndarray, np.ndarray]], cap: float = 0.95) -> float:
     """Shared loss floor L_D of eq. (24) by profile least squares.
 

@@ -1,12 +1,9 @@
-"""Tables 2-6 and the summary report (``results/report.md``).
+"""The summary report of a study: ``results/report.md``.
 
-* :func:`table2`: the architectures' expressivity (paper Table 2) from the
-  ``properties`` each registered model class declares.
-* :func:`ladder_csv`: a scaling ladder (Tables 3-6) rebuilt from the registry,
-  measured parameter counts against the printed ones.
-* :func:`write_report`: one Markdown page with every table (rendered), every
-  figure (linked) with a one-line caption from the paper (:data:`CAPTIONS`), and
-  the configuration and library versions of the study.
+:func:`write_report` writes one Markdown page with every table (rendered), every
+figure (linked) with a one-line caption from the paper (:data:`CAPTIONS`), the fitted
+laws of each architecture (each exponent with its 95 % interval, or "not identified
+(<reason>)" when the fit says so), and the configuration and library versions.
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from os.path import relpath
 from pathlib import Path
 from typing import Any
@@ -24,17 +21,6 @@ import pandas as pd
 import yaml
 
 logger = logging.getLogger(__name__)
-
-#: Paper names of the registered architectures (Table 2 spelling).
-ARCH_NAMES: dict[str, str] = {
-    "mpnn": "Unconstrained MPNN",
-    "gemnet_oc": "GemNet-OC",
-    "egnn": "EGNN",
-    "esen": "eSEN",
-    "transformer": "Vanilla transformer",
-}
-
-TABLE2_COLUMNS = ("architecture", "characteristic", "tensor_order", "body_order")
 
 #: One-line captions, shortened from the paper's.
 CAPTIONS: dict[str, str] = {
@@ -79,102 +65,6 @@ CAPTIONS: dict[str, str] = {
     "(absolute positions instead of relative vectors).",
     "fig16": "Training instabilities of vanilla transformers on force-field tasks.",
 }
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def table2(archs: Iterable[str]) -> pd.DataFrame:
-    """Table 2: expressivity of each architecture, from its class's ``properties``.
-
-    Parameters
-    ----------
-    archs : iterable of str
-        Registry names (``pipeline.models.REGISTRY``), in row order.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``architecture`` (paper name, :data:`ARCH_NAMES`, else the registry
-        name), ``characteristic``, ``tensor_order``, ``body_order`` (strings, as
-        declared; "-" where the notion does not apply).
-
-    Raises
-    ------
-    ValueError
-        An unknown name, a model module that cannot be imported, or a class whose
-        ``properties`` lack one of the three keys (named).
-    """
-    from pipeline.models import REGISTRY, model_class
-
-    rows = []
-    for arch in archs:
-        if arch not in REGISTRY:
-            raise ValueError(f"table 2: unknown arch {arch!r}; registry has {sorted(REGISTRY)}")
-        try:
-            cls = model_class(arch)
-        except ImportError as err:
-            raise ValueError(
-                f"table 2: cannot import {REGISTRY[arch]} for {arch!r}: {err}"
-            ) from err
-        props = getattr(cls, "properties", None)
-        if not isinstance(props, Mapping):
-            raise ValueError(f"table 2: {REGISTRY[arch]} declares no 'properties' dict")
-        missing = [k for k in TABLE2_COLUMNS[1:] if k not in props]
-        if missing:
-            raise ValueError(f"table 2: {REGISTRY[arch]}.properties lacks {missing}")
-        rows.append({"architecture": ARCH_NAMES.get(arch, arch),
-                     **{k: str(props[k]) for k in TABLE2_COLUMNS[1:]}})  # fmt: skip
-    return pd.DataFrame(rows, columns=list(TABLE2_COLUMNS))
-
-
-def write_table2(archs: Iterable[str], out_path: str | Path) -> pd.DataFrame:
-    """Write :func:`table2` of ``archs`` to the CSV ``out_path``; return it."""
-    table = table2(archs)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
-    logger.info("wrote %s (%d architectures)", out, len(table))
-    return table
-
-
-def ladder_csv(
-    arch: str,
-    widths: Iterable[int],
-    paper_n_params: Mapping[int | str, int] | None,
-    hparams: Mapping[str, Any] | None,
-    out_path: str | Path,
-) -> pd.DataFrame:
-    """A scaling ladder (Tables 3-6): build every rung, write measured vs printed counts.
-
-    Parameters
-    ----------
-    arch : str
-        Registry name.
-    widths : iterable of int
-        Ladder coordinate of each rung (eSEN: channels C).
-    paper_n_params : {width: count}, optional
-        Counts printed in the paper (keys may be strings, as YAML gives them).
-    hparams : mapping, optional
-        Model keywords shared by every rung (the config's ``hparams``).
-    out_path : path
-        CSV to write.
-
-    Returns
-    -------
-    DataFrame
-        :func:`pipeline.models.ladder.ladder_table` output: ``depth, width,
-        n_params_paper, n_params, rel_diff`` and the model's ladder attributes.
-    """
-    from pipeline.models.ladder import ladder_rows, ladder_table
-
-    table = ladder_table(arch, ladder_rows(widths, paper_n_params), dict(hparams or {}))
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
-    diff = table["rel_diff"].abs().max() if table["rel_diff"].notna().any() else float("nan")
-    logger.info("wrote %s (%d rungs, max |rel_diff| %.3g)", out, len(table), diff)
-    return table
 
 
 # --------------------------------------------------------------------------- report
@@ -222,6 +112,7 @@ def write_report(
     figures: Mapping[str, str | Path],
     config: Mapping[str, Any],
     versions: Mapping[str, Any],
+    fits: Mapping[str, Mapping] | None = None,
 ) -> Path:
     """Write the Markdown summary of the study.
 
@@ -238,6 +129,11 @@ def write_report(
     versions : mapping
         Code and library versions (e.g. ``pipeline.provenance.library_versions()``
         plus ``code_version``).
+    fits : {arch: fit dict}, optional
+        The fit stage's JSONs (:func:`pipeline.scaling.tables.read_fits`): a section
+        "Fitted laws" gives, per arch, eq. 4 gamma, eq. 5 alpha and beta, eq. 7
+        gamma_c (each "value [lo, hi]" or "not identified (<reason>)"), the eq. 5
+        fit used and why, the seeds and the bootstrap unit.
 
     Returns
     -------
@@ -278,6 +174,8 @@ def write_report(
             raise ValueError(f"report: figure {name!r}: {path} does not exist")
         link = relpath(path, out.parent)
         lines.append(f"- **{_title(name)}** ([{path.name}]({link})): {_caption(name)}")
+    if fits:
+        lines += ["", "## Fitted laws", "", fitted_laws_markdown(fits)]
     lines += ["", "## Configuration", "", "```yaml",
               yaml.safe_dump(json.loads(json.dumps(dict(config), default=str)),
                              sort_keys=False).rstrip(),
@@ -288,3 +186,24 @@ def write_report(
     out.write_text("\n".join(lines) + "\n")
     logger.info("wrote %s", out)
     return out
+
+
+def fitted_laws_markdown(fits: Mapping[str, Mapping]) -> str:
+    """Markdown table of each arch's exponents: ``value [lo, hi]`` or "not identified (why)"."""
+    from pipeline.scaling.identify import describe_estimate
+
+    rows = []
+    for arch, f in fits.items():
+        used = f.get("eq5_used", "free")
+        eq5 = f.get("eq5_free" if used == "free" else "eq5_e_zero") or {}
+        rows.append({
+            "arch": arch,
+            "eq. 4 gamma": describe_estimate(dict(f.get("eq4_flops") or {}), "gamma"),
+            "eq. 5 alpha": describe_estimate(dict(eq5), "alpha"),
+            "eq. 5 beta": describe_estimate(dict(eq5), "beta"),
+            "eq. 7 gamma_c": describe_estimate(dict(f.get("eq7") or {}), "gamma_c"),
+            "eq. 5 fit": f"{used}: {f.get('eq5_used_reason', '')}",
+            "seeds": ", ".join(str(s) for s in f.get("seeds", [])) or "0",
+            "bootstrap unit": f.get("bootstrap_unit", "point"),
+        })  # fmt: skip
+    return markdown_table(pd.DataFrame(rows))
