@@ -62,6 +62,7 @@ rule fig3:
         "../../environment.yml"
     params:
         fit=config["fit"],
+        kappa=config["kappa"],
     script:
         "../scripts/fig3.py"
 
@@ -85,6 +86,7 @@ rule fig4:
         "../../environment.yml"
     params:
         fit=config["fit"],
+        kappa=config["kappa"],
         lmax=lambda wildcards: {
             "base": config["archs"]["esen"]["hparams"].get("lmax", 4),
             **{
@@ -158,6 +160,7 @@ rule fig7:
         "../../environment.yml"
     params:
         fit=config["fit"],
+        kappa=config["kappa"],
         # a symmetry-loss step runs 1 + M forward/backward passes per batch
         forward_passes=lambda wildcards: 1
         + VARIANTS["symmetry_loss"]["train"].get("symmetry_loss_rotations", 0),
@@ -183,6 +186,7 @@ rule fig8:
         "../../environment.yml"
     params:
         fit=config["fit"],
+        kappa=config["kappa"],
     script:
         "../scripts/fig8.py"
 
@@ -207,6 +211,7 @@ rule fig9:
         "../../environment.yml"
     params:
         fit=config["fit"],
+        kappa=config["kappa"],
     script:
         "../scripts/fig9.py"
 
@@ -270,6 +275,7 @@ rule fig12:
         "../../environment.yml"
     params:
         fit=config["fit"],
+        kappa=config["kappa"],
     script:
         "../scripts/fig12.py"
 
@@ -350,8 +356,6 @@ rule fig15:
     localrule: True
     conda:
         "../../environment.yml"
-    params:
-        fit=config["fit"],
     script:
         "../scripts/fig15.py"
 
@@ -371,7 +375,5 @@ rule fig16:
     localrule: True
     conda:
         "../../environment.yml"
-    params:
-        fit=config["fit"],
     script:
         "../scripts/fig16.py"

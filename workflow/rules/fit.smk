@@ -20,5 +20,6 @@ rule fit:
     threads: 2
     params:
         fit=config["fit"],
+        kappa=config["kappa"],
     script:
         "../scripts/fit.py"

@@ -13,5 +13,6 @@ rule frontier:
         "../../environment.yml"
     params:
         fit=config["fit"],
+        kappa=config["kappa"],
     script:
         "../scripts/frontier.py"

@@ -140,6 +140,7 @@ rule report:
     input:
         tables=TABLES,
         figures=FIGURES,
+        fits=FITS,
     output:
         f"{RESULTS}/report.md",
     log:
