@@ -107,41 +107,7 @@ def test_so2_convolution_commutes_with_rotations_about_the_edge_axis():
     torch.testing.assert_close(apply(d @ x), d @ apply(x), atol=1e-12, rtol=0)
 
 
-# --- symmetry --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("lmax,mmax", [(2, 2), (4, 2)])
-def test_energy_invariant_forces_equivariant(lmax, mmax):
-    model = _small(lmax=lmax, mmax=mmax)
-    z, pos, batch = _molecules()
-    edges = radius_graph(pos, batch, model.cutoff, model.max_neighbors)
-    energy, forces = model(z, pos, edges, batch, 3)
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(2):
-        rot = o3.rand_matrix(dtype=torch.float64)
-        shift = 5.0 * torch.randn(3, generator=gen, dtype=torch.float64)
-        e2, f2 = model(z, pos @ rot.T + shift, edges, batch, 3)
-        assert _rel(e2, energy) < RTOL
-        assert _rel(f2, forces @ rot.T) < RTOL
-
-
-def test_energy_and_forces_follow_atom_permutations():
-    model = _small()
-    z, pos, batch = _molecules()
-    edges = radius_graph(pos, batch, model.cutoff, model.max_neighbors)
-    energy, forces = model(z, pos, edges, batch, 3)
-    # permute atoms within each molecule (keeps batch sorted) and relabel the edges
-    perm = torch.cat(
-        [
-            torch.nonzero(batch == i).flatten()[torch.randperm(int((batch == i).sum()))]
-            for i in range(3)
-        ]
-    )
-    inverse = torch.empty_like(perm)
-    inverse[perm] = torch.arange(len(perm))
-    e2, f2 = model(z[perm], pos[perm], inverse[edges], batch[perm], 3)
-    assert _rel(e2, energy) < RTOL
-    assert _rel(f2, forces[perm]) < RTOL
+# --- S2 grid (symmetries: tests/models/test_symmetry.py) -------------------------
 
 
 @pytest.mark.parametrize("lmax,resolution", [(2, None), (4, None), (3, 4)])
@@ -302,16 +268,3 @@ def test_parameter_counts_match_table5(row):
     n = num_params(model)
     assert n == ESEN.param_count_formula(**hp)
     assert abs(n - row["n_params_paper"]) / row["n_params_paper"] < 0.02
-
-
-def test_declared_symmetries_are_exact_and_reflection_is_not_claimed():
-    """Contract: `symmetries` lists what holds exactly; a mirror image breaks the forces."""
-    assert ESEN.symmetries == frozenset({"rotation", "translation", "permutation"})
-    assert ESEN.forces == "direct"
-    model = _small()
-    z, pos, batch = _molecules()
-    edges = radius_graph(pos, batch, model.cutoff, model.max_neighbors)
-    _, forces = model(z, pos, edges, batch, 3)
-    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
-    _, f2 = model(z, pos @ mirror.T, edges, batch, 3)
-    assert _rel(f2, forces @ mirror.T) > 1e-3  # far above float64 rounding

@@ -13,7 +13,6 @@ import torch
 import yaml
 
 from pipeline.models import build, num_params
-from pipeline.models.blocks import random_orthogonal, random_rotation
 from pipeline.models.gemnet_oc import GemNetOC
 from pipeline.models.gemnet_oc_graph import (
     angles_by_centre,
@@ -34,12 +33,10 @@ from pipeline.models.gemnet_oc_layers import (
 )
 from pipeline.models.gemnet_oc_scale import ScaleFactor
 from tests.models.conftest import (
-    SYMMETRY_RTOL,
     MolBatch,
     assert_finite_with_grads,
     demo_molecules,
     random_molecules,
-    rel_err,
     train_losses,
 )
 
@@ -55,18 +52,6 @@ def _num_quadruplets(quad: dict) -> int:
     """Quadruplets behind the factorised bases: triplet pairs sharing b -> a, minus d == c."""
     per_mid = torch.bincount(quad["trip_in_mid"], minlength=quad["num_qedges"])
     return int(per_mid[quad["trip_out_mid"]].sum() - (quad["self_term"] >= 0).sum())
-
-
-def _within_molecule_permutation(mols: MolBatch, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.cat(
-        [
-            torch.nonzero(mols.batch == m).squeeze(1)[
-                torch.randperm(int((mols.batch == m).sum()), generator=gen)
-            ]
-            for m in range(mols.num_molecules)
-        ]
-    )
 
 
 # --- index constructions ----------------------------------------------------------------
@@ -233,7 +218,7 @@ def test_quadruplet_sum_matches_explicit_quadruplets(molecules):
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
-# --- symmetry ---------------------------------------------------------------------------
+# --- registry (symmetries: tests/models/test_symmetry.py) ------------------------------
 
 
 def test_shapes_and_registry(molecules):
@@ -284,31 +269,6 @@ def test_quadruplets_are_used(molecules):
     model = _small()
     g = model._graph(molecules.pos, molecules.edges(model.cutoff, model.max_neighbors), 21)
     assert _num_quadruplets(g["quad"]) > 50
-
-
-def test_e3_invariance_and_equivariance(molecules):
-    """Rotations, reflections and translations: E invariant, F co-rotating, to 1e-10."""
-    model = _small()
-    energy, forces = molecules.run(model)
-    gen = torch.Generator().manual_seed(3)
-    rot = random_rotation(gen)
-    refl = random_orthogonal(gen)
-    if torch.linalg.det(refl) > 0:
-        refl = -refl  # an improper rotation (rotation times inversion)
-    for q in (rot, refl, -torch.eye(3, dtype=torch.float64)):
-        shift = 4.0 * torch.randn(3, generator=gen, dtype=torch.float64)
-        e_q, f_q = molecules.run(model, molecules.pos @ q.T + shift)
-        assert rel_err(e_q, energy) < SYMMETRY_RTOL
-        assert rel_err(f_q, forces @ q.T) < SYMMETRY_RTOL
-
-
-def test_permutation_equivariance(molecules):
-    model = _small()
-    energy, forces = molecules.run(model)
-    perm = _within_molecule_permutation(molecules, seed=1)
-    e_p, f_p = molecules.permuted(perm).run(model)
-    assert rel_err(e_p, energy) < SYMMETRY_RTOL
-    assert rel_err(f_p, forces[perm]) < SYMMETRY_RTOL
 
 
 def test_molecules_do_not_interact(edge_cases):
