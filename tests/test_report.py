@@ -58,6 +58,17 @@ def test_table2_unknown_arch():
         tables.table2(["mpnn", "schnet"])
 
 
+def test_table2_reads_a_user_class_named_in_the_config():
+    """archs.schnet.model: "examples.schnet:SchNet" gives Table 2 a row from its class."""
+    t = tables.table2({"mpnn": "mpnn", "schnet": "examples.schnet:SchNet"})
+    assert list(t["architecture"])[1] == "schnet"
+    assert t.iloc[1][["characteristic", "tensor_order", "body_order"]].tolist() == [
+        "invariant",
+        "0",
+        "2",
+    ]
+
+
 def test_ladder_csv_measures_table3_counts(tmp_path):
     from pipeline import models
 

@@ -34,18 +34,20 @@ TABLE2_COLUMNS = ("architecture", "characteristic", "tensor_order", "body_order"
 # --------------------------------------------------------------------------- tables
 
 
-def table2(archs: Iterable[str]) -> pd.DataFrame:
+def table2(archs: Iterable[str] | Mapping[str, str]) -> pd.DataFrame:
     """Table 2: expressivity of each architecture, from its class's ``properties``.
 
     Parameters
     ----------
-    archs : iterable of str
-        Registry names (``pipeline.models.REGISTRY``), in row order.
+    archs : iterable of str, or mapping of str to str
+        Registry names (``pipeline.models.REGISTRY``), in row order; or a mapping from
+        each arch's config name to its model (a registry name or
+        ``"package.module:Class"``, as ``archs.<name>.model`` gives it).
 
     Returns
     -------
     DataFrame
-        Columns ``architecture`` (paper name, :data:`ARCH_NAMES`, else the registry
+        Columns ``architecture`` (paper name, :data:`ARCH_NAMES`, else the config
         name), ``characteristic``, ``tensor_order``, ``body_order`` (strings, as
         declared; "-" where the notion does not apply).
 
@@ -57,28 +59,28 @@ def table2(archs: Iterable[str]) -> pd.DataFrame:
     """
     from pipeline.models import REGISTRY, model_class
 
+    models = dict(archs) if isinstance(archs, Mapping) else {arch: arch for arch in archs}
     rows = []
-    for arch in archs:
-        if arch not in REGISTRY:
+    for arch, model in models.items():
+        if model not in REGISTRY and ":" not in model:
             raise ValueError(f"table 2: unknown arch {arch!r}; registry has {sorted(REGISTRY)}")
+        spec = REGISTRY.get(model, model)
         try:
-            cls = model_class(arch)
+            cls = model_class(model)
         except ImportError as err:
-            raise ValueError(
-                f"table 2: cannot import {REGISTRY[arch]} for {arch!r}: {err}"
-            ) from err
+            raise ValueError(f"table 2: cannot import {spec} for {arch!r}: {err}") from err
         props = getattr(cls, "properties", None)
         if not isinstance(props, Mapping):
-            raise ValueError(f"table 2: {REGISTRY[arch]} declares no 'properties' dict")
+            raise ValueError(f"table 2: {spec} declares no 'properties' dict")
         missing = [k for k in TABLE2_COLUMNS[1:] if k not in props]
         if missing:
-            raise ValueError(f"table 2: {REGISTRY[arch]}.properties lacks {missing}")
+            raise ValueError(f"table 2: {spec}.properties lacks {missing}")
         rows.append({"architecture": ARCH_NAMES.get(arch, arch),
                      **{k: str(props[k]) for k in TABLE2_COLUMNS[1:]}})  # fmt: skip
     return pd.DataFrame(rows, columns=list(TABLE2_COLUMNS))
 
 
-def write_table2(archs: Iterable[str], out_path: str | Path) -> pd.DataFrame:
+def write_table2(archs: Iterable[str] | Mapping[str, str], out_path: str | Path) -> pd.DataFrame:
     """Write :func:`table2` of ``archs`` to the CSV ``out_path``; return it."""
     table = table2(archs)
     out = Path(out_path)

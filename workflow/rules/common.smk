@@ -266,3 +266,13 @@ KAPPA_POINTS = expand(f"{RESULTS}/kappa/{{arch}}_points.csv", arch=ARCHS)
 
 def get_kappa_files(*archs):
     return [f"{RESULTS}/kappa/{arch}.csv" for arch in archs]
+
+
+def get_table2_models():
+    """Each arch's config name -> its model: the registry name, or archs.<name>.model."""
+    names = sorted(set(ARCHS) | {v["arch"] for v in VARIANTS.values()})
+    sections = {name: config["archs"].get(name, {}) for name in names}
+    return {
+        name: s.get("model") or s.get("hparams", {}).get("model") or name
+        for name, s in sections.items()
+    }

@@ -37,7 +37,7 @@ rule table2:
     conda:
         "../../environment.yml"
     params:
-        archs=sorted(set(ARCHS) | {v["arch"] for v in VARIANTS.values()}),
+        archs=get_table2_models(),
     script:
         "../scripts/table2.py"
 
