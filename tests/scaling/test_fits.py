@@ -152,3 +152,35 @@ def test_runs_without_a_compute_optimal_law_are_reported_not_fatal(tmp_path):
     assert "no compute-optimal" in row["note"]
     alloc = allocation(fits, [1.0])
     assert alloc["note"].iloc[0].startswith("not identified (") and np.isnan(alloc["n_opt"][0])
+
+
+def test_an_eq5_fit_that_runs_away_is_reported_not_fatal(tmp_path, monkeypatch):
+    """A family whose free eq. 5 fit runs away keeps its row: E = 0 is used, and a
+    study where both eq. 5 fits fail still writes Table 1 with the reason."""
+    from pipeline.scaling import fits as fits_module
+
+    dirs = write_synthetic_runs(
+        tmp_path, "away", n_params=(1e4, 3e4, 1e5), fractions=(0.25, 0.5, 1.0),
+        d_max=1e6, noise=0.005, n_evals=8, seed=2, **TRUTH,
+    )  # fmt: skip
+    real = fits_module.fit_sum_law
+    fail_free = {"free": True, "e_zero": False}
+
+    def runaway(*args, fix_e_zero=False, **kwargs):
+        if fail_free["e_zero" if fix_e_zero else "free"]:
+            raise ValueError("away: eq. 5 fit: the best fit runs away (log-space parameters)")
+        return real(*args, fix_e_zero=fix_e_zero, **kwargs)
+
+    monkeypatch.setattr(fits_module, "fit_sum_law", runaway)
+    out = tmp_path / "away.json"
+    write_fit(dirs, KAPPA, out, n_boot=20, seed=0, extrapolation=False)
+    fit = read_fits([out])["away"]
+    assert fit["eq5_used"] == "e_zero" and "runs away" in fit["eq5_free"]["fit_error"]
+    assert not fit["eq5_free"]["identified"]
+
+    fail_free["e_zero"] = True
+    write_fit(dirs, KAPPA, out, n_boot=20, seed=0, extrapolation=False)
+    fit = read_fits([out])["away"]
+    row = table1({"away": fit}).set_index("param").loc["gamma_c"]
+    assert np.isnan(row["eq7"]) and np.isfinite(row["eq4"])
+    assert "runs away" in row["note"]

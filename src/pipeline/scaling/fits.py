@@ -87,6 +87,36 @@ def _no_eq7(reason: str) -> dict:
     }
 
 
+def _attempt(fn, *args, **kwargs) -> dict:
+    """Run one fit; a law the runs cannot pin down (``ValueError``) becomes a record of why.
+
+    The eq. 5 fit of a family whose losses show no usable power law (the best fit runs
+    away, no start converges) is a result of the study, reported as not identified,
+    not a reason to lose every other family's row of Table 1.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as err:
+        logger.warning("%s", err)
+        return {"fit_error": str(err)}
+
+
+def _unfitted_sum_law(error: str, n_points: int, fix_e_zero: bool, n_boot: int) -> dict:
+    """The eq. 5 entry of a fit that failed: NaN values, ``identified`` False, the reason."""
+    nan = float("nan")
+    return {
+        **dict.fromkeys(SUM_LAW_PARAMS, nan),
+        "ci": {key: [nan, nan] for key in SUM_LAW_PARAMS},
+        "rss_log": float("inf"),  # never preferred by the AICc choice of E
+        "n_points": int(n_points),
+        "n_params_fitted": 4 if fix_e_zero else 5,
+        "n_boot": int(n_boot),
+        "fit_error": error,
+        "identified": False,
+        "not_identified_reason": f"no fit: {error}",
+    }
+
+
 def eq7_with_intervals(sum_fit: dict, kappa: float, label: str | None = None) -> dict:
     """Eq. (7) from an eq. (5) fit, with 95 % intervals over its bootstrap samples.
 
@@ -402,9 +432,9 @@ def fit_arch(
     common5 = {"label": label, "return_samples": True, "boot_weights": w5,
                "groups": pts["run_id"], "unit": unit, "full_top_k": full_top_k}  # fmt: skip
     tasks = {  # most expensive first, for the process pool
-        "eq5_free": (fit_sum_law, (n_, d_, l_, n_boot, seed),
+        "eq5_free": (_attempt, (fit_sum_law, n_, d_, l_, n_boot, seed),
                      {**common5, "compare_e_zero": False}),
-        "eq5_e_zero": (fit_sum_law, (n_, d_, l_, n_boot, seed),
+        "eq5_e_zero": (_attempt, (fit_sum_law, n_, d_, l_, n_boot, seed),
                        {**common5, "fix_e_zero": True}),
     }  # fmt: skip
     for x, what in (("flops", "PFLOPs"), ("hours", "hours")):
@@ -417,7 +447,11 @@ def fit_arch(
     res = _run_tasks(tasks, n_jobs)
     for x in ("flops", "hours"):
         res[f"eq4_{x}"]["n_bootstrap_units"] = n_runs if unit != "point" else n_front[x]
+    for key, fixed in (("eq5_free", False), ("eq5_e_zero", True)):
+        if "fit_error" in res[key]:
+            res[key] = _unfitted_sum_law(res[key]["fit_error"], len(pts), fixed, n_boot)
     eq5_free, eq5_e0 = res["eq5_free"], res["eq5_e_zero"]
+    unfitted = "fit_error" in eq5_free or "fit_error" in eq5_e0
     decision = choose_e_mode(eq5_free, eq5_e0)
     if e_mode == "auto":
         used, reason = decision["used"], decision["reason"]
@@ -426,7 +460,7 @@ def fit_arch(
     logger.info("%s: eq. 5 fit for Table 1: %s; %s", label, used, reason)
 
     eq5_used = eq5_free if used == "free" else eq5_e0
-    if e_mode == "auto" and n_boot > 0:
+    if e_mode == "auto" and n_boot > 0 and not unfitted:
         # the choice of E is part of the estimator: repeat it in every resample, so that
         # the intervals carry its uncertainty (the simulation study's misses came from
         # resamples of a study whose full-data choice was the wrong one)
@@ -454,6 +488,8 @@ def fit_arch(
             reasons = [r for r in (f["not_identified_reason"], separation["reason"]) if r]
             f.update(identified=False, not_identified_reason="; ".join(reasons))
     try:
+        if "fit_error" in eq5_used:
+            raise ValueError(f"{label}: no eq. 5 fit: {eq5_used['fit_error']}")
         eq7 = eq7_with_intervals(eq5_used, kappa, label)
     except ValueError as err:
         # A non-positive fitted exponent is a result, not bad input: no compute-optimal
@@ -471,8 +507,8 @@ def fit_arch(
     nb_hold = n_boot if holdout_n_boot is None else min(n_boot, holdout_n_boot)
     hold = {} if not extrapolation else _run_tasks(
         {
-            "eq5": (_holdout_eq5, (pts, nb_hold, seed, f"{label} (holdout)", used == "e_zero"),
-                    {"unit": unit}),
+            "eq5": (_attempt, (_holdout_eq5, pts, nb_hold, seed, f"{label} (holdout)",
+                               used == "e_zero"), {"unit": unit}),
             "eq4_flops": (_holdout_eq4, (fr_f, nb_hold, seed, f"{label} (holdout)",
                                          holdout_fraction), {}),
         },
