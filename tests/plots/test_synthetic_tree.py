@@ -19,6 +19,9 @@ def test_curve_columns_are_the_trainers():
 def test_tree_layout_and_meta(tmp_path):
     config = default_config()
     config["seeds"] = [0, 1]
+    for section in config["archs"].values():  # the study's seeds, not the default's own
+        section.pop("seeds", None)
+        section.pop("seed_widths", None)
     config["archs"]["mpnn"]["seed_widths"] = [8, 64]
     tree = write_synthetic_tree(tmp_path / "results", config, fits=False)
     res = tree.results
