@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pipeline.config import arch_seeds, seeds_at_width
 from tests.conftest import write_morse_extxyz
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,11 +50,13 @@ def test_default_dag_has_every_stage():
     counts, _ = _planned_jobs(result.stdout + result.stderr)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     per_fraction, shared = 0, 0
-    for arch in config["archs"].values():
+    for name, arch in config["archs"].items():
+        seeds, seed_widths = arch_seeds(config, name)
+        runs = sum(len(seeds_at_width(seeds, seed_widths, w)) for w in arch["widths"])
         if arch.get("train", {}).get("shared_fraction_run", config["train"]["shared_fraction_run"]):
-            shared += len(arch["widths"])  # one job per width writes every fraction
+            shared += runs  # one job per (width, seed) writes every fraction
         else:
-            per_fraction += len(arch["widths"]) * len(arch.get("fractions", config["fractions"]))
+            per_fraction += runs * len(arch.get("fractions", config["fractions"]))
     assert counts["extract"] == 1
     assert counts["train"] == per_fraction >= 9
     assert sum(n for rule, n in counts.items() if rule.startswith("train_shared_")) == shared
