@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from pipeline.data.graphs import radius_graph
+from pipeline.models.check import demo_batch
 
 SYMMETRY_RTOL = 1e-10
 
@@ -42,21 +43,9 @@ class MolBatch:
 def random_molecules(
     seed: int = 0, sizes=(7, 5, 9), dtype: torch.dtype = torch.float64, spacing: float = 20.0
 ) -> MolBatch:
-    """Bonded random clusters of H, C, N, O (bonds 1.3 Angstrom, no contact < 0.9)."""
-    gen = torch.Generator().manual_seed(seed)
-    pos, z, batch = [], [], []
-    for i, n in enumerate(sizes):
-        p = [torch.zeros(3, dtype=torch.float64)]
-        while len(p) < n:
-            d = torch.randn(3, generator=gen, dtype=torch.float64)
-            anchor = p[int(torch.randint(len(p), (1,), generator=gen))]
-            cand = anchor + d / d.norm() * 1.3
-            if min(float((cand - q).norm()) for q in p) > 0.9:
-                p.append(cand)
-        pos.append(torch.stack(p) + spacing * i)
-        z.append(torch.tensor([1, 6, 7, 8])[torch.randint(4, (n,), generator=gen)])
-        batch.append(torch.full((n,), i))
-    return MolBatch(torch.cat(z), torch.cat(pos).to(dtype), torch.cat(batch), len(sizes))
+    """Bonded random clusters of H, C, N, O: the model checker's demo batch as a MolBatch."""
+    mols = demo_batch(tuple(sizes), seed=seed, dtype=dtype, spacing=spacing)
+    return MolBatch(mols.atomic_numbers, mols.positions, mols.batch, mols.num_molecules)
 
 
 def edge_case_molecules(dtype: torch.dtype = torch.float64) -> MolBatch:

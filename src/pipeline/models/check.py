@@ -72,10 +72,13 @@ class DemoBatch:
 
 
 def demo_batch(
-    sizes: tuple[int, ...] = (7, 5, 9, 3), seed: int = 0, dtype: torch.dtype = torch.float32
+    sizes: tuple[int, ...] = (7, 5, 9, 3),
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    spacing: float = 20.0,
 ) -> DemoBatch:
     """Bonded random clusters of H, C, N, O (bonds 1.3 Angstrom, no contact < 0.9 A),
-    one molecule per size, 20 Angstrom apart."""
+    one molecule per size, ``spacing`` Angstrom apart."""
     gen = torch.Generator().manual_seed(seed)
     positions, numbers, batch = [], [], []
     for index, size in enumerate(sizes):
@@ -86,7 +89,7 @@ def demo_batch(
             candidate = anchor + step / step.norm() * 1.3
             if min(float((candidate - a).norm()) for a in atoms) > 0.9:
                 atoms.append(candidate)
-        positions.append(torch.stack(atoms) + 20.0 * index)
+        positions.append(torch.stack(atoms) + spacing * index)
         numbers.append(torch.tensor([1, 6, 7, 8])[torch.randint(4, (size,), generator=gen)])
         batch.append(torch.full((size,), index))
     return DemoBatch(
