@@ -7,7 +7,7 @@ here); both models get the same weights (the parameter names did not change), an
 script first checks they agree: energies and forces to float32 rounding, and in
 float64 to 1e-10.
 
-Sizes: ``--size demo`` (default) is config.yaml's eSEN, widths C 2, 4, 8, lmax 2,
+Sizes: ``--size demo`` (default) is config.yaml's eSEN, widths C 3, 4, 8, lmax 2,
 mmax 2, hidden 16, 2 layers, 48 distance Gaussians, batches of 16 demo molecules;
 ``--size paper`` is Table 5's C 4, lmax 4 (and 2), hidden 32, 12 layers on 64 demo
 molecules. A step is forward, the eq. 1-like loss ``mean|E| + mean|F|``, backward
@@ -46,7 +46,7 @@ BASELINE = "59306b8"  # the last commit before the eSEN speed work (issue 16 ite
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 SIZES = {
     "demo": {
-        "widths": [2, 4, 8],
+        "widths": [3, 4, 8],
         "lmax": [2],
         "molecules": 16,
         "hparams": dict(mmax=2, hidden_channels=16, num_layers=2, num_distance_basis=48),

@@ -41,12 +41,13 @@ import torch
 from torch import nn
 
 from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope, check_atomic_numbers
-from pipeline.models.esen_blocks import GateFeedForward, GridFeedForward, RadialMLP
+from pipeline.models.esen_blocks import GateFeedForward, GridFeedForward, RadialMLP, stacked_radial
 from pipeline.models.so3 import (
     EdgeGate,
     EquivariantRMSNorm,
     SO2Convolution,
     WignerFromPoints,
+    blas_channels,
     edge_frames,
     m_major_index,
     rotate,
@@ -87,7 +88,7 @@ class _Block(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        edge_feat: torch.Tensor,
+        radial: torch.Tensor,
         src: torch.Tensor,
         dst: torch.Tensor,
         wigner: torch.Tensor,
@@ -100,15 +101,16 @@ class _Block(nn.Module):
         ----------
         x : Tensor [A, S, C]
             Node features, ``S = (lmax+1)**2``.
-        edge_feat : Tensor [E, F]
-            Invariant edge inputs of the radial MLP.
+        radial : Tensor [E, K * 2C]
+            This block's radial weights (its ``radial`` MLP of the invariant edge
+            inputs), expanded to the flat rotated features (``conv_1.radial_index``).
         src, dst : long [E]
             Neighbour u and centre v of each edge.
         wigner : Tensor [E, K, S]
             The ``K`` m-major rows of ``D(R_uv)`` (all order groups).
         wigner_back : Tensor [E, S, K]
             Their transposes times the cutoff envelope.
-        agg_weight : Tensor [A, 1]
+        agg_weight : Tensor [A, 1, 1]
             1/degree (mean) or a constant (sum).
 
         Returns
@@ -116,7 +118,7 @@ class _Block(nn.Module):
         Tensor [A, S, C]
         """
         num_atoms, size, channels = x.shape
-        num_edges = src.shape[0]
+        num_edges, _, num_rows = wigner_back.shape
         h = self.norm_1(x).reshape(num_atoms, size * channels)
         # gathers and scatters on contiguous [rows, S*C] layouts
         pair = torch.cat(
@@ -128,13 +130,15 @@ class _Block(nn.Module):
         )  # [E, S, 2C]
         # rotate into the edge frame, every order group in one batched matmul: [E, K, 2C]
         rotated = rotate(wigner, pair)
-        num_rows = rotated.shape[1]
-        y, gates = self.conv_1(rotated.flatten(1), self.radial(edge_feat))
-        y, _ = self.conv_2(self.gate(gates, y))  # per group [E, rows_g * H] -> [E, rows_g * C]
-        # rotate back (envelope included) in one batched matmul: [E, S, C]
-        msg = rotate(wigner_back, torch.cat(y, dim=1).view(num_edges, num_rows, channels))
-        agg = torch.zeros_like(h).index_add_(0, dst, msg.reshape(num_edges, size * channels))
-        x = x + (agg * agg_weight).view(num_atoms, size, channels)
+        y, gates = self.conv_1(rotated.flatten(1), radial)
+        # the second map writes the channels the rotation back multiplies fastest (zero
+        # padded when C is small), so no copy pads or trims the messages per edge
+        pad = blas_channels(size, num_rows, channels)
+        y, _ = self.conv_2(self.gate(gates, y), pad_out_channels=pad)  # [E, rows_g * pad]
+        # rotate back (envelope included) in one batched matmul: [E, S, pad]
+        msg = torch.bmm(wigner_back, torch.cat(y, dim=1).view(num_edges, num_rows, pad))
+        agg = x.new_zeros(num_atoms, size, pad).index_add_(0, dst, msg)
+        x = x + agg[:, :, :channels] * agg_weight
         return x + self.atom_wise(self.norm_2(x))
 
 
@@ -255,6 +259,9 @@ class ESEN(nn.Module):
 
         rows = m_major_index(lmax, mmax)
         self.wigner = WignerFromPoints(lmax, rows)
+        degree = [ell for ell in range(lmax + 1) for _ in range(2 * ell + 1)]
+        self.register_buffer("_sh_degree", torch.tensor(degree), persistent=False)
+        self.register_buffer("_sh_index", torch.arange(len(degree)), persistent=False)
         # Gaussians of width two spacings on [0, cutoff] (eSEN's radial expansion)
         self.distance_basis = GaussianBasis(
             num_distance_basis,
@@ -329,7 +336,7 @@ class ESEN(nn.Module):
             agg_weight = 1.0 / degree.clamp(min=1.0)  # [A]
         else:
             agg_weight = positions.new_full((num_atoms,), 1.0 / self.avg_num_neighbors)
-        agg_weight = agg_weight[:, None]  # [A, 1]
+        agg_weight = agg_weight[:, None, None]  # [A, 1, 1]
 
         edge_feat = torch.cat(
             (
@@ -343,17 +350,24 @@ class ESEN(nn.Module):
         size = (self.lmax + 1) ** 2
         x = positions.new_zeros(num_atoms, size, self.channels)  # [A, S, C]
         x[:, 0, :] = self.atom_embedding(atomic_numbers)
-        # edge-degree embedding: radial profiles on the m = 0 rows (zero elsewhere), rotated
-        # to the global frame
-        num_edges, n0 = len(dist), self.lmax + 1
-        m0 = self.degree_radial(edge_feat).view(num_edges, n0, self.channels)
-        m0 = torch.cat((m0, m0.new_zeros(num_edges, wigner.shape[1] - n0, self.channels)), 1)
-        init = rotate(wigner_back, m0).reshape(num_edges, size * self.channels)  # [E, S*C]
-        agg = torch.zeros(num_atoms, size * self.channels, dtype=x.dtype, device=x.device)
-        x = x + (agg.index_add_(0, dst, init) * agg_weight).view(num_atoms, size, self.channels)
+        # edge-degree embedding: radial profiles on the m = 0 rows, rotated to the global
+        # frame; D is block diagonal, so row s of D^T meets only the m = 0 row of its own
+        # degree: an elementwise product, [E, S, C]
+        num_edges = len(dist)
+        m0 = self.degree_radial(edge_feat).view(num_edges, self.lmax + 1, self.channels)
+        column = wigner_back[:, self._sh_index, self._sh_degree]  # D^T[e, s, (l(s), 0)], [E, S]
+        init = column[:, :, None] * m0.index_select(1, self._sh_degree)
+        agg = x.new_zeros(num_atoms, size, self.channels).index_add_(0, dst, init)
+        x = x + agg * agg_weight
 
-        for block in self.blocks:
-            x = block(x, edge_feat, src, dst, wigner, wigner_back, agg_weight)
+        # every block's radial MLP reads the same edge inputs: all at once, [L, E, K * 2C]
+        radials = stacked_radial(
+            [block.radial for block in self.blocks],
+            edge_feat,
+            self.blocks[0].conv_1.radial_index,
+        )
+        for block, radial in zip(self.blocks, radials, strict=True):
+            x = block(x, radial, src, dst, wigner, wigner_back, agg_weight)
         x = self.norm(x)
 
         atom_energy = self.energy_head(x[:, 0, :]).squeeze(-1)  # [A]

@@ -32,6 +32,52 @@ class RadialMLP(nn.Module):
         return self.net(x)
 
 
+def stacked_radial(
+    mlps: list[RadialMLP], x: torch.Tensor, out_index: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Several :class:`RadialMLP` of equal sizes applied to the same input at once.
+
+    The first layers of all MLPs are one matrix product, the later ones one
+    batched product each, so ``L`` MLPs cost about as many kernels as one (eSEN's
+    blocks all read the same edge features). Same values as calling each MLP, up
+    to rounding.
+
+    Parameters
+    ----------
+    mlps : list of RadialMLP
+        ``L`` MLPs with the same sizes.
+    x : Tensor [E, F]
+    out_index : long Tensor [R'], optional
+        Output columns to return (repeats allowed), e.g. to expand per-order radial
+        weights to every row they multiply; selected from the last layer's weights,
+        so no [E, R'] copy is made. Default: all ``R`` columns.
+
+    Returns
+    -------
+    Tensor [L, E, R']
+    """
+    layers = [[m for m in mlp.net if not isinstance(m, nn.SiLU)] for mlp in mlps]
+    first = [lay[0] for lay in layers]
+    h = nn.functional.linear(
+        x, torch.cat([f.weight for f in first]), torch.cat([f.bias for f in first])
+    )
+    h = h.view(x.shape[0], len(mlps), first[0].out_features).transpose(0, 1)  # [L, E, hidden]
+    for i in range(1, len(layers[0]), 2):  # (LayerNorm, Linear) pairs
+        norm = layers[0][i]
+        weight = torch.stack([lay[i].weight for lay in layers])[:, None]  # [L, 1, hidden]
+        bias = torch.stack([lay[i].bias for lay in layers])[:, None]
+        h = nn.functional.layer_norm(h, norm.normalized_shape, eps=norm.eps) * weight + bias
+        h = nn.functional.silu(h)
+        weight = torch.stack([lay[i + 1].weight for lay in layers])  # [L, out, in]
+        bias = torch.stack([lay[i + 1].bias for lay in layers])  # [L, out]
+        if i + 2 == len(layers[0]) and out_index is not None:
+            weight, bias = weight.index_select(1, out_index), bias.index_select(1, out_index)
+        h = torch.baddbmm(bias[:, None], h, weight.transpose(1, 2))  # [L, E, out]
+    if len(layers[0]) == 1 and out_index is not None:
+        h = h.index_select(2, out_index)
+    return h
+
+
 class GateFeedForward(nn.Module):
     """Atom-wise feed-forward ``C -> H -> H -> C`` on spherical features, exactly equivariant.
 
@@ -120,4 +166,4 @@ def gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(nodes), torch.from_numpy(weights)
 
 
-__all__ = ["GateFeedForward", "GridFeedForward", "RadialMLP", "gauss_legendre"]
+__all__ = ["GateFeedForward", "GridFeedForward", "RadialMLP", "gauss_legendre", "stacked_radial"]

@@ -216,6 +216,12 @@ class WignerFromPoints(Float64Constants):
 _BMM_BLAS_MIN_MACS = 400
 
 
+def blas_channels(rows: int, inner: int, channels: int) -> int:
+    """Fewest channels ``>= channels`` that put ``[rows, inner] @ [inner, c]`` per edge on
+    ATen's BLAS bmm path (see ``_BMM_BLAS_MIN_MACS``)."""
+    return max(channels, -(-_BMM_BLAS_MIN_MACS // (rows * inner)))
+
+
 def rotate(wigner: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Batched ``wigner @ x`` per edge, on ATen's BLAS path also for few channels.
 
@@ -232,7 +238,7 @@ def rotate(wigner: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """
     num_edges, rows, inner = wigner.shape
     channels = x.shape[2]
-    padded = -(-_BMM_BLAS_MIN_MACS // (rows * inner))  # fewest channels on the BLAS path
+    padded = blas_channels(rows, inner, channels)
     if channels >= padded or num_edges == 0:
         return torch.bmm(wigner, x)
     x = torch.cat((x, x.new_zeros(num_edges, inner, padded - channels)), dim=2)
@@ -301,18 +307,44 @@ class SO2Convolution(nn.Module):
         self.group_rows = [n0] + [2 * (lmax + 1 - m) for m in range(1, mmax + 1)]
         self.radial_sizes = [(lmax + 1 - m) * in_channels for m in range(mmax + 1)]
         self.radial_size = sum(self.radial_sizes)
+        # column of the radial weights that multiplies each flat input column (+m and -m
+        # rows share those of order m): radial.index_select(1, radial_index) expands them
+        starts = [sum(self.radial_sizes[:m]) for m in range(mmax + 1)]
+        index = [torch.arange(starts[0], starts[0] + self.radial_sizes[0])]
+        for m in range(1, mmax + 1):
+            index += [torch.arange(starts[m], starts[m] + self.radial_sizes[m])] * 2
+        self.register_buffer("radial_index", torch.cat(index), persistent=False)
 
-    def _weights(self) -> list[torch.Tensor]:
-        """Per order group, the weight [out_g, in_g] of its flat map (complex for m > 0)."""
+    def _weights(self, pad: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per order group the weight [out_g, in_g] of its flat map (complex for m > 0),
+        and the m = 0 bias; outputs padded with zero channels to ``pad`` per row."""
         weights = [self.fc_m0.weight]
         for fc in self.fc_m:
             w_re, w_im = fc.weight.chunk(2, dim=0)
             # [y+, y-] = [[W_m, -W_-m], [W_-m, W_m]] [x+, x-]
             weights.append(torch.cat((torch.cat((w_re, -w_im), 1), torch.cat((w_im, w_re), 1))))
-        return weights
+        bias = self.fc_m0.bias
+        if pad > self.out_channels:
+            extra = self.extra_m0_channels
+            grow = pad - self.out_channels
+
+            def padded(w: torch.Tensor, rows: int) -> torch.Tensor:  # [rows*out, ...]
+                w = w.view(rows, self.out_channels, *w.shape[1:])
+                w = torch.cat((w, w.new_zeros(rows, grow, *w.shape[2:])), dim=1)
+                return w.view(rows * pad, *w.shape[2:])
+
+            weights = [
+                torch.cat((weights[0][:extra], padded(weights[0][extra:], self.group_rows[0])))
+            ] + [padded(w, rows) for w, rows in zip(weights[1:], self.group_rows[1:], strict=True)]
+            bias = torch.cat((bias[:extra], padded(bias[extra:], self.group_rows[0])))
+        return weights, bias
 
     def forward(
-        self, x: torch.Tensor | list[torch.Tensor], radial: torch.Tensor | None = None
+        self,
+        x: torch.Tensor | list[torch.Tensor],
+        radial: torch.Tensor | None = None,
+        *,
+        pad_out_channels: int = 0,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """Apply the convolution.
 
@@ -320,24 +352,29 @@ class SO2Convolution(nn.Module):
         ----------
         x : Tensor [E, K * in_channels], or list of Tensor [E, group_rows[g] * in_channels]
             Flat m-major edge features (``K = sum(group_rows)``), or one per order group.
-        radial : Tensor [E, radial_size], optional
+        radial : Tensor [E, radial_size] or [E, K * in_channels], optional
             Invariant per-edge weights multiplying the inputs, per order group
-            ``radial_sizes[g]`` columns (degree-major, then channel).
+            ``radial_sizes[g]`` columns (degree-major, then channel); or already
+            expanded to every input column (``radial[:, radial_index]``).
+        pad_out_channels : int, optional
+            Give each output row this many channels, the extra ones exactly zero
+            (a layout the rotation back multiplies fastest); default: no padding.
 
         Returns
         -------
-        ys : list of Tensor [E, group_rows[g] * out_channels]
+        ys : list of Tensor [E, group_rows[g] * max(out_channels, pad_out_channels)]
             Per order group; ``torch.cat(ys, 1)`` is the flat layout.
         extra : Tensor [E, extra_m0_channels] or None
         """
         if isinstance(x, list):
             x = torch.cat(x, dim=1)
         if radial is not None:  # +m and -m rows share the radial weights of order m
-            parts = radial.split(self.radial_sizes, dim=1)
-            x = x * torch.cat([parts[0]] + [p for p in parts[1:] for _ in range(2)], dim=1)
+            if radial.shape[1] != x.shape[1]:
+                radial = radial.index_select(1, self.radial_index)
+            x = x * radial
         groups = x.split([rows * self.in_channels for rows in self.group_rows], dim=1)
-        weights = self._weights()
-        y0 = nn.functional.linear(groups[0], weights[0], self.fc_m0.bias)
+        weights, bias = self._weights(pad_out_channels)
+        y0 = nn.functional.linear(groups[0], weights[0], bias)
         ys = [g @ w.T for g, w in zip(groups[1:], weights[1:], strict=True)]
         extra = None
         if self.extra_m0_channels:
@@ -415,6 +452,7 @@ class EquivariantRMSNorm(nn.Module):
 
 __all__ = [
     "EdgeGate",
+    "blas_channels",
     "Float64Constants",
     "EquivariantRMSNorm",
     "SO2Convolution",
