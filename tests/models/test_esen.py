@@ -203,6 +203,26 @@ def test_batch_without_any_edge():
     torch.testing.assert_close(forces, torch.zeros_like(forces))
 
 
+@pytest.mark.parametrize("ffn", ["gate", "grid"])
+def test_forward_and_backward_under_cpu_bf16_autocast(ffn):
+    """train.precision bf16-mixed: bf16 messages summed into float32 features (was an
+    index_add_ dtype error), finite outputs and gradients, close to float32."""
+    torch.manual_seed(0)
+    model = ESEN(channels=4, lmax=2, mmax=2, hidden_channels=8, num_layers=2, ffn=ffn)
+    z, pos, batch = _molecules(seed=1)
+    pos = pos.float()
+    edges = radius_graph(pos, batch, model.cutoff, model.max_neighbors)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        energy, forces = model(z, pos, edges, batch, 3)
+    (energy.float().sum() + forces.float().square().sum()).backward()
+    assert torch.isfinite(energy).all() and torch.isfinite(forces).all()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    with torch.no_grad():
+        e32, f32 = model(z, pos, edges, batch, 3)
+    assert _rel(energy.float(), e32) < 0.05 and _rel(forces.float(), f32) < 0.05
+
+
 def test_training_steps_reduce_the_loss():
     """L1 energy + mean per-atom force L2 norm, a few Adam steps on a tiny batch."""
     model = _small(lmax=2, mmax=1)

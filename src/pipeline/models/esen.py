@@ -137,7 +137,8 @@ class _Block(nn.Module):
         y, _ = self.conv_2(self.gate(gates, y), pad_out_channels=pad)  # [E, rows_g * pad]
         # rotate back (envelope included) in one batched matmul: [E, S, pad]
         msg = torch.bmm(wigner_back, torch.cat(y, dim=1).view(num_edges, num_rows, pad))
-        agg = x.new_zeros(num_atoms, size, pad).index_add_(0, dst, msg)
+        # (under autocast bmm gives bf16: messages are summed in the residual's dtype)
+        agg = x.new_zeros(num_atoms, size, pad).index_add_(0, dst, msg.to(x.dtype))
         x = x + agg[:, :, :channels] * agg_weight
         return x + self.atom_wise(self.norm_2(x))
 
@@ -357,7 +358,7 @@ class ESEN(nn.Module):
         m0 = self.degree_radial(edge_feat).view(num_edges, self.lmax + 1, self.channels)
         column = wigner_back[:, self._sh_index, self._sh_degree]  # D^T[e, s, (l(s), 0)], [E, S]
         init = column[:, :, None] * m0.index_select(1, self._sh_degree)
-        agg = x.new_zeros(num_atoms, size, self.channels).index_add_(0, dst, init)
+        agg = x.new_zeros(num_atoms, size, self.channels).index_add_(0, dst, init.to(x.dtype))
         x = x + agg * agg_weight
 
         # every block's radial MLP reads the same edge inputs: all at once, [L, E, K * 2C]
@@ -372,7 +373,7 @@ class ESEN(nn.Module):
 
         atom_energy = self.energy_head(x[:, 0, :]).squeeze(-1)  # [A]
         energy = torch.zeros(num_molecules, dtype=x.dtype, device=x.device)
-        energy = energy.index_add(0, batch, atom_energy)
+        energy = energy.index_add(0, batch, atom_energy.to(energy.dtype))  # sum in x's dtype
         forces = self.force_head(x[:, 1:4, :]).squeeze(-1)  # l = 1 block is (x, y, z), [A, 3]
         return energy, forces
 
