@@ -41,16 +41,20 @@ import torch
 from torch import nn
 
 from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope, check_atomic_numbers
-from pipeline.models.esen_blocks import GateFeedForward, GridFeedForward, RadialMLP, stacked_radial
-from pipeline.models.so3 import (
+from pipeline.models.esen_blocks import (
     EdgeGate,
     EquivariantRMSNorm,
+    GateFeedForward,
+    GridFeedForward,
+    RadialMLP,
+    stacked_radial,
+)
+from pipeline.models.so3 import (
     SO2Convolution,
     WignerFromPoints,
     blas_channels,
     edge_frames,
     m_major_index,
-    rotate,
     safe_norm,
 )
 
@@ -101,9 +105,10 @@ class _Block(nn.Module):
         ----------
         x : Tensor [A, S, C]
             Node features, ``S = (lmax+1)**2``.
-        radial : Tensor [E, K * 2C]
+        radial : Tensor [E, K * P]
             This block's radial weights (its ``radial`` MLP of the invariant edge
-            inputs), expanded to the flat rotated features (``conv_1.radial_index``).
+            inputs), expanded to the flat rotated features, ``P`` channels per row
+            (``2C`` zero padded to ``blas_channels``; ``conv_1.radial_columns(P)``).
         src, dst : long [E]
             Neighbour u and centre v of each edge.
         wigner : Tensor [E, K, S]
@@ -121,16 +126,17 @@ class _Block(nn.Module):
         num_edges, _, num_rows = wigner_back.shape
         h = self.norm_1(x).reshape(num_atoms, size * channels)
         # gathers and scatters on contiguous [rows, S*C] layouts
-        pair = torch.cat(
-            (
-                h.index_select(0, src).view(num_edges, size, channels),
-                h.index_select(0, dst).view(num_edges, size, channels),
-            ),
-            dim=2,
-        )  # [E, S, 2C]
-        # rotate into the edge frame, every order group in one batched matmul: [E, K, 2C]
-        rotated = rotate(wigner, pair)
-        y, gates = self.conv_1(rotated.flatten(1), radial)
+        # zero channels up to what the rotation multiplies fastest (blas_channels)
+        pad_in = blas_channels(num_rows, size, 2 * channels)
+        pair = [
+            h.index_select(0, src).view(num_edges, size, channels),
+            h.index_select(0, dst).view(num_edges, size, channels),
+        ]
+        if pad_in > 2 * channels:
+            pair.append(h.new_zeros(num_edges, size, pad_in - 2 * channels))
+        # rotate into the edge frame, every order group in one batched matmul: [E, K, pad_in]
+        rotated = torch.bmm(wigner, torch.cat(pair, dim=2))
+        y, gates = self.conv_1(rotated.flatten(1), radial, pad_in_channels=pad_in)
         # the second map writes the channels the rotation back multiplies fastest (zero
         # padded when C is small), so no copy pads or trims the messages per edge
         pad = blas_channels(size, num_rows, channels)
@@ -362,10 +368,10 @@ class ESEN(nn.Module):
         x = x + agg * agg_weight
 
         # every block's radial MLP reads the same edge inputs: all at once, [L, E, K * 2C]
+        conv = self.blocks[0].conv_1
+        pad_in = blas_channels(wigner.shape[1], size, conv.in_channels)
         radials = stacked_radial(
-            [block.radial for block in self.blocks],
-            edge_feat,
-            self.blocks[0].conv_1.radial_index,
+            [block.radial for block in self.blocks], edge_feat, conv.radial_columns(pad_in)
         )
         for block, radial in zip(self.blocks, radials, strict=True):
             x = block(x, radial, src, dst, wigner, wigner_back, agg_weight)

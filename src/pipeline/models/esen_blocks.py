@@ -1,4 +1,6 @@
-"""Per-edge radial MLP and the atom-wise feed-forwards of eSEN (see :mod:`pipeline.models.esen`).
+"""eSEN layers: radial MLPs, the edge gate, the equivariant norm and the atom-wise feed-forwards.
+
+See :mod:`pipeline.models.esen`.
 
 ``GateFeedForward`` is exactly equivariant; ``GridFeedForward`` is eSEN's MLP applied
 pointwise on an S2 grid, as in the reference implementation.
@@ -160,10 +162,86 @@ class GridFeedForward(Float64Constants):
         return self.from_grid(self.mlp(self.to_grid(x)))
 
 
+class EdgeGate(nn.Module):
+    """Gated nonlinearity on order-grouped edge features (see :class:`SO2Convolution`).
+
+    The ``l = 0`` coefficient goes through SiLU; every coefficient of degree
+    ``l > 0`` is multiplied by ``sigmoid`` of a gating scalar for its degree and
+    channel (invariant under rotations about the edge axis). One sigmoid for all
+    rows, one product per order group.
+
+    Parameters
+    ----------
+    lmax, mmax : int
+        Layout of the edge features.
+    """
+
+    def __init__(self, lmax: int, mmax: int):
+        super().__init__()
+        self.lmax = lmax
+        self.mmax = mmax
+
+    def forward(self, gates: torch.Tensor, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``gates`` [E, lmax*C], ``xs`` per order group [E, rows*C] -> same shapes."""
+        num_edges, n0 = gates.shape[0], self.lmax + 1
+        channels = gates.shape[1] // self.lmax
+        # silu(s) = s sigmoid(s): degree 0 is gated by itself, degree l by gate l
+        logits = torch.cat((xs[0][:, :channels], gates), dim=1).view(num_edges, n0, channels)
+        sig = torch.sigmoid(logits)  # [E, lmax+1, C]
+        out = [(xs[0].view(num_edges, n0, channels) * sig).view(num_edges, n0 * channels)]
+        for m in range(1, self.mmax + 1):  # rows of degrees m..lmax, for +m and for -m
+            x = xs[m].view(num_edges, 2, n0 - m, channels) * sig[:, None, m:]
+            out.append(x.view(num_edges, 2 * (n0 - m) * channels))
+        return out
+
+
+class EquivariantRMSNorm(nn.Module):
+    """Layer norm for spherical-harmonic features ``[N, (lmax+1)**2, C]``.
+
+    Centres the ``l = 0`` channels, divides every coefficient by one RMS per
+    node (each degree weighted equally: mean over its ``2l+1`` orders, then over
+    degrees and channels), scales by a learned weight per (degree, channel) and
+    adds a learned bias to ``l = 0``. Rotation equivariant because the RMS of each
+    degree is invariant. Parameters: ``(lmax+1) C + C``.
+    """
+
+    def __init__(self, lmax: int, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(lmax + 1, channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        degree = torch.cat([torch.full((2 * ell + 1,), ell) for ell in range(lmax + 1)])
+        balance = torch.cat(
+            [
+                torch.full((2 * ell + 1,), 1.0 / ((2 * ell + 1) * (lmax + 1)))
+                for ell in range(lmax + 1)
+            ]
+        )
+        self.register_buffer("degree", degree)
+        self.register_buffer("balance", balance)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [N, S, C] -> [N, S, C]."""
+        x0 = x[:, :1] - x[:, :1].mean(dim=2, keepdim=True)
+        x = torch.cat((x0, x[:, 1:]), dim=1)
+        ms = torch.einsum("nsc,s->n", x * x, self.balance) / x.shape[2]  # [N]
+        scale = torch.rsqrt(ms + self.eps)[:, None, None]
+        out = x * scale * self.weight.index_select(0, self.degree)[None]
+        return torch.cat((out[:, :1] + self.bias, out[:, 1:]), dim=1)
+
+
 def gauss_legendre(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss-Legendre nodes and weights on [-1, 1] (float64)."""
     nodes, weights = np.polynomial.legendre.leggauss(n)
     return torch.from_numpy(nodes), torch.from_numpy(weights)
 
 
-__all__ = ["GateFeedForward", "GridFeedForward", "RadialMLP", "gauss_legendre", "stacked_radial"]
+__all__ = [
+    "EdgeGate",
+    "EquivariantRMSNorm",
+    "GateFeedForward",
+    "GridFeedForward",
+    "RadialMLP",
+    "gauss_legendre",
+    "stacked_radial",
+]

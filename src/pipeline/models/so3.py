@@ -212,8 +212,9 @@ class WignerFromPoints(Float64Constants):
 
 #: ATen multiplies batched matrices with fewer multiply-adds than this per matrix
 #: (rows x inner x columns) in a plain loop, 2-4x slower per matrix than its BLAS path
-#: (measured for the [E, 9, 9] x [E, 9, c] rotations of lmax 2)
-_BMM_BLAS_MIN_MACS = 400
+#: (measured for the [E, 9, 9] x [E, 9, c] rotations of lmax 2: c = 8 is as fast as
+#: c = 5-6 per product, and its row widths are what the SO(2) maps multiply fastest)
+_BMM_BLAS_MIN_MACS = 600
 
 
 def blas_channels(rows: int, inner: int, channels: int) -> int:
@@ -315,28 +316,52 @@ class SO2Convolution(nn.Module):
             index += [torch.arange(starts[m], starts[m] + self.radial_sizes[m])] * 2
         self.register_buffer("radial_index", torch.cat(index), persistent=False)
 
-    def _weights(self, pad: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Per order group the weight [out_g, in_g] of its flat map (complex for m > 0),
-        and the m = 0 bias; outputs padded with zero channels to ``pad`` per row."""
+    def radial_columns(self, pad_in_channels: int = 0) -> torch.Tensor:
+        """Radial column [K * max(in, pad_in_channels)] multiplying each flat input column.
+
+        Padded input channels (exactly zero) take column 0: any weight times zero is zero.
+        """
+        index = self.radial_index
+        grow = pad_in_channels - self.in_channels
+        if grow > 0:
+            index = index.view(-1, self.in_channels)
+            index = torch.cat((index, index.new_zeros(len(index), grow)), dim=1).flatten()
+        return index
+
+    def _weights(self, pad_in: int, pad_out: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per order group the weight [out_g, in_g] of its flat map (complex for m > 0)
+        and the m = 0 bias, with zero channels added to reach ``pad_in`` inputs and
+        ``pad_out`` outputs per row."""
         weights = [self.fc_m0.weight]
         for fc in self.fc_m:
             w_re, w_im = fc.weight.chunk(2, dim=0)
             # [y+, y-] = [[W_m, -W_-m], [W_-m, W_m]] [x+, x-]
             weights.append(torch.cat((torch.cat((w_re, -w_im), 1), torch.cat((w_im, w_re), 1))))
         bias = self.fc_m0.bias
-        if pad > self.out_channels:
-            extra = self.extra_m0_channels
-            grow = pad - self.out_channels
 
-            def padded(w: torch.Tensor, rows: int) -> torch.Tensor:  # [rows*out, ...]
-                w = w.view(rows, self.out_channels, *w.shape[1:])
-                w = torch.cat((w, w.new_zeros(rows, grow, *w.shape[2:])), dim=1)
-                return w.view(rows * pad, *w.shape[2:])
+        def padded(w: torch.Tensor, rows: int, old: int, new: int, dim: int) -> torch.Tensor:
+            shape = list(w.shape)
+            w = w.unflatten(dim, (rows, old))
+            zeros = list(w.shape)
+            zeros[dim + 1] = new - old
+            w = torch.cat((w, w.new_zeros(zeros)), dim=dim + 1)
+            shape[dim] = rows * new
+            return w.reshape(shape)
 
+        extra = self.extra_m0_channels
+        if pad_out > self.out_channels:
+            out, rows = self.out_channels, self.group_rows
             weights = [
-                torch.cat((weights[0][:extra], padded(weights[0][extra:], self.group_rows[0])))
-            ] + [padded(w, rows) for w, rows in zip(weights[1:], self.group_rows[1:], strict=True)]
-            bias = torch.cat((bias[:extra], padded(bias[extra:], self.group_rows[0])))
+                torch.cat(
+                    (weights[0][:extra], padded(weights[0][extra:], rows[0], out, pad_out, 0))
+                )
+            ] + [padded(w, r, out, pad_out, 0) for w, r in zip(weights[1:], rows[1:], strict=True)]
+            bias = torch.cat((bias[:extra], padded(bias[extra:], rows[0], out, pad_out, 0)))
+        if pad_in > self.in_channels:
+            weights = [
+                padded(w, r, self.in_channels, pad_in, 1)
+                for w, r in zip(weights, self.group_rows, strict=True)
+            ]
         return weights, bias
 
     def forward(
@@ -344,6 +369,7 @@ class SO2Convolution(nn.Module):
         x: torch.Tensor | list[torch.Tensor],
         radial: torch.Tensor | None = None,
         *,
+        pad_in_channels: int = 0,
         pad_out_channels: int = 0,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """Apply the convolution.
@@ -356,6 +382,10 @@ class SO2Convolution(nn.Module):
             Invariant per-edge weights multiplying the inputs, per order group
             ``radial_sizes[g]`` columns (degree-major, then channel); or already
             expanded to every input column (``radial[:, radial_index]``).
+            With ``pad_in_channels``: ``radial[:, radial_columns(pad_in_channels)]``.
+        pad_in_channels : int, optional
+            Channels per input row, if ``x`` carries zero channels after the
+            ``in_channels`` real ones (as the rotation in multiplies fastest).
         pad_out_channels : int, optional
             Give each output row this many channels, the extra ones exactly zero
             (a layout the rotation back multiplies fastest); default: no padding.
@@ -370,10 +400,11 @@ class SO2Convolution(nn.Module):
             x = torch.cat(x, dim=1)
         if radial is not None:  # +m and -m rows share the radial weights of order m
             if radial.shape[1] != x.shape[1]:
-                radial = radial.index_select(1, self.radial_index)
+                radial = radial.index_select(1, self.radial_columns(pad_in_channels))
             x = x * radial
-        groups = x.split([rows * self.in_channels for rows in self.group_rows], dim=1)
-        weights, bias = self._weights(pad_out_channels)
+        in_channels = max(self.in_channels, pad_in_channels)
+        groups = x.split([rows * in_channels for rows in self.group_rows], dim=1)
+        weights, bias = self._weights(pad_in_channels, pad_out_channels)
         y0 = nn.functional.linear(groups[0], weights[0], bias)
         ys = [g @ w.T for g, w in zip(groups[1:], weights[1:], strict=True)]
         extra = None
@@ -382,79 +413,9 @@ class SO2Convolution(nn.Module):
         return [y0, *ys], extra
 
 
-class EdgeGate(nn.Module):
-    """Gated nonlinearity on order-grouped edge features (see :class:`SO2Convolution`).
-
-    The ``l = 0`` coefficient goes through SiLU; every coefficient of degree
-    ``l > 0`` is multiplied by ``sigmoid`` of a gating scalar for its degree and
-    channel (invariant under rotations about the edge axis). One sigmoid for all
-    rows, one product per order group.
-
-    Parameters
-    ----------
-    lmax, mmax : int
-        Layout of the edge features.
-    """
-
-    def __init__(self, lmax: int, mmax: int):
-        super().__init__()
-        self.lmax = lmax
-        self.mmax = mmax
-
-    def forward(self, gates: torch.Tensor, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """``gates`` [E, lmax*C], ``xs`` per order group [E, rows*C] -> same shapes."""
-        num_edges, n0 = gates.shape[0], self.lmax + 1
-        channels = gates.shape[1] // self.lmax
-        # silu(s) = s sigmoid(s): degree 0 is gated by itself, degree l by gate l
-        logits = torch.cat((xs[0][:, :channels], gates), dim=1).view(num_edges, n0, channels)
-        sig = torch.sigmoid(logits)  # [E, lmax+1, C]
-        out = [(xs[0].view(num_edges, n0, channels) * sig).view(num_edges, n0 * channels)]
-        for m in range(1, self.mmax + 1):  # rows of degrees m..lmax, for +m and for -m
-            x = xs[m].view(num_edges, 2, n0 - m, channels) * sig[:, None, m:]
-            out.append(x.view(num_edges, 2 * (n0 - m) * channels))
-        return out
-
-
-class EquivariantRMSNorm(nn.Module):
-    """Layer norm for spherical-harmonic features ``[N, (lmax+1)**2, C]``.
-
-    Centres the ``l = 0`` channels, divides every coefficient by one RMS per
-    node (each degree weighted equally: mean over its ``2l+1`` orders, then over
-    degrees and channels), scales by a learned weight per (degree, channel) and
-    adds a learned bias to ``l = 0``. Rotation equivariant because the RMS of each
-    degree is invariant. Parameters: ``(lmax+1) C + C``.
-    """
-
-    def __init__(self, lmax: int, channels: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(lmax + 1, channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        degree = torch.cat([torch.full((2 * ell + 1,), ell) for ell in range(lmax + 1)])
-        balance = torch.cat(
-            [
-                torch.full((2 * ell + 1,), 1.0 / ((2 * ell + 1) * (lmax + 1)))
-                for ell in range(lmax + 1)
-            ]
-        )
-        self.register_buffer("degree", degree)
-        self.register_buffer("balance", balance)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` [N, S, C] -> [N, S, C]."""
-        x0 = x[:, :1] - x[:, :1].mean(dim=2, keepdim=True)
-        x = torch.cat((x0, x[:, 1:]), dim=1)
-        ms = torch.einsum("nsc,s->n", x * x, self.balance) / x.shape[2]  # [N]
-        scale = torch.rsqrt(ms + self.eps)[:, None, None]
-        out = x * scale * self.weight.index_select(0, self.degree)[None]
-        return torch.cat((out[:, :1] + self.bias, out[:, 1:]), dim=1)
-
-
 __all__ = [
-    "EdgeGate",
     "blas_channels",
     "Float64Constants",
-    "EquivariantRMSNorm",
     "SO2Convolution",
     "WignerFromPoints",
     "edge_frames",
