@@ -132,3 +132,19 @@ def test_write_report(tmp_path):
 def test_write_report_names_missing_file(tmp_path):
     with pytest.raises(ValueError, match=r"figure 'fig3': .*fig3.pdf does not exist"):
         summary.write_report(tmp_path / "r.md", {}, {"fig3": tmp_path / "fig3.pdf"}, {}, {})
+
+
+def test_write_report_orders_the_families_by_gamma(tmp_path):
+    rows = []
+    for arch, v in (("esen", 0.35), ("mpnn", 0.2)):
+        rows.append({"arch": arch, "param": "gamma_c", "eq4": v, "eq4_lo": v - 0.01,
+                     "eq4_hi": v + 0.01, "eq7": float("nan"), "eq7_lo": float("nan"),
+                     "eq7_hi": float("nan"), "note": ""})  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "table1.csv", index=False)
+    text = summary.write_report(
+        tmp_path / "report.md", {"table1": tmp_path / "table1.csv"}, {}, {}, {}
+    ).read_text()
+    section = text.split("## Family ordering of gamma_c")[1].split("## Configuration")[0]
+    row = "| eq. 4 | mpnn | esen | 0.2 [0.19, 0.21] | 0.35 [0.34, 0.36] | True | agrees |"
+    assert row in section
+    assert "eq. 7" not in section.split("|", 1)[1]  # no identified eq. 7 pair

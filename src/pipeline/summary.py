@@ -176,6 +176,8 @@ def write_report(
         lines.append(f"- **{_title(name)}** ([{path.name}]({link})): {_caption(name)}")
     if fits:
         lines += ["", "## Fitted laws", "", fitted_laws_markdown(fits)]
+    if "table1" in tables:
+        lines += ["", "## Family ordering of gamma_c", "", ordering_markdown(tables["table1"])]
     lines += ["", "## Configuration", "", "```yaml",
               yaml.safe_dump(json.loads(json.dumps(dict(config), default=str)),
                              sort_keys=False).rstrip(),
@@ -207,3 +209,18 @@ def fitted_laws_markdown(fits: Mapping[str, Mapping]) -> str:
             "bootstrap unit": f.get("bootstrap_unit", "point"),
         })  # fmt: skip
     return markdown_table(pd.DataFrame(rows))
+
+
+def ordering_markdown(table1_csv: str | Path) -> str:
+    """The families ordered by gamma_c per law, with whether their intervals separate."""
+    from pipeline.scaling.tables import gamma_ordering
+
+    order = gamma_ordering(pd.read_csv(table1_csv))
+    if order.empty:
+        return "No two families have an identified gamma_c."
+    intro = (
+        "Pairs of families with an identified gamma_c, lower first; `separated`: the "
+        "95 % intervals do not overlap; `paper_order`: the paper's MPNN < MC-EGNN < "
+        "eSEN, GemNet-OC."
+    )
+    return intro + "\n\n" + markdown_table(order)

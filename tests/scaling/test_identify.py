@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.scaling import describe_estimate, fit_arch, fit_options, load_curves, table1, table7
@@ -14,7 +15,7 @@ from pipeline.scaling.identify import (
     identify_sum_law,
 )
 from pipeline.scaling.synthetic import write_synthetic_runs
-from pipeline.scaling.tables import allocation
+from pipeline.scaling.tables import allocation, gamma_ordering
 
 
 def test_exponent_outside_plausible_range_is_not_identified():
@@ -158,3 +159,38 @@ def test_e_mode_choice_is_repeated_in_every_resample():
     # resample 0 failed for E = 0; resample 1: free does not win by 2 AICc; 2: it does
     assert mixed["n_resamples"] == 2 and mixed["share_free"] == 0.5
     assert mixed["samples"]["beta"] == [0.35, 0.62]
+
+
+def _gamma_rows(values: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
+    """table1-like gamma_c rows: {arch: (eq4, lo, hi)}, eq. 7 = eq. 4 shifted by 0.1."""
+    rows = []
+    for arch, (v, lo, hi) in values.items():
+        rows.append({"arch": arch, "param": "gamma_c", "eq4": v, "eq4_lo": lo, "eq4_hi": hi,
+                     "eq7": v + 0.1, "eq7_lo": lo + 0.1, "eq7_hi": hi + 0.1})  # fmt: skip
+        rows.append({"arch": arch, "param": "F_c", "eq4": 9.0, "eq4_lo": 8.0, "eq4_hi": 10.0,
+                     "eq7": 9.0, "eq7_lo": 8.0, "eq7_hi": 10.0})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_gamma_ordering_reports_order_separation_and_the_papers_order():
+    table = _gamma_rows({
+        "esen": (0.35, 0.30, 0.40),
+        "mpnn": (0.20, 0.18, 0.22),
+        "egnn": (0.21, 0.15, 0.32),
+        "gemnet_oc": (0.30, 0.25, 0.45),
+    })  # fmt: skip
+    table.loc[(table["arch"] == "gemnet_oc"), ["eq7", "eq7_lo", "eq7_hi"]] = np.nan
+    order = gamma_ordering(table)
+    eq4 = order[order["law"] == "eq. 4"].set_index(["lower", "higher"])
+    assert len(eq4) == 6  # every pair once, lower estimate first
+    assert eq4.loc[("mpnn", "egnn"), "separated"] == False  # noqa: E712 (numpy bool)
+    assert eq4.loc[("mpnn", "esen"), "separated"] == True  # noqa: E712
+    assert eq4.loc[("mpnn", "esen"), "paper_order"] == "agrees"
+    assert eq4.loc[("gemnet_oc", "esen"), "paper_order"] == "not ordered by the paper"
+    assert eq4.loc[("egnn", "gemnet_oc"), "lower_gamma_c"] == "0.21 [0.15, 0.32]"
+    # eq. 7: GemNet-OC not identified (NaN) -> left out of the pairs
+    eq7 = order[order["law"] == "eq. 7"]
+    assert len(eq7) == 3 and "gemnet_oc" not in set(eq7["lower"]) | set(eq7["higher"])
+    reversed_table = _gamma_rows({"mpnn": (0.5, 0.45, 0.55), "esen": (0.2, 0.1, 0.3)})
+    row = gamma_ordering(reversed_table).iloc[0]
+    assert (row["lower"], row["higher"], row["paper_order"]) == ("esen", "mpnn", "reversed")

@@ -110,6 +110,60 @@ def table1(fits: Mapping[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# The paper's ordering of gamma_c (Table 1): unconstrained < low-order equivariant <
+# high-order equivariant families; eSEN and GemNet-OC are not ordered against each other.
+PAPER_GAMMA_ORDER = {"mpnn": 0, "egnn": 1, "esen": 2, "gemnet_oc": 2}
+
+
+def _with_ci(row: Mapping, col: str) -> str:
+    return f"{row[col]:.3g} [{row[col + '_lo']:.3g}, {row[col + '_hi']:.3g}]"
+
+
+def gamma_ordering(table: pd.DataFrame) -> pd.DataFrame:
+    """Order of the families' gamma_c per law, and whether their 95 % intervals separate.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`table1` output (the ``gamma_c`` rows are used).
+
+    Returns
+    -------
+    DataFrame
+        One row per law (``eq. 4``, ``eq. 7``) and pair of identified families:
+        ``law, lower, higher`` (families by point estimate), ``lower_gamma_c,
+        higher_gamma_c``, ``separated`` (the intervals do not overlap), and
+        ``paper_order`` ("agrees", "reversed" or "not ordered by the paper"; only
+        for the four families of the paper, otherwise "").
+    """
+    g = table[table["param"] == "gamma_c"]
+    rows = []
+    for law, col in (("eq. 4", "eq4"), ("eq. 7", "eq7")):
+        ok = g[np.isfinite(g[col].to_numpy(float))].sort_values(col)
+        recs = ok.to_dict("records")
+        for i, lo in enumerate(recs):
+            for hi in recs[i + 1 :]:
+                ranks = [PAPER_GAMMA_ORDER.get(str(r["arch"])) for r in (lo, hi)]
+                if None in ranks:
+                    order = ""
+                elif ranks[0] == ranks[1]:
+                    order = "not ordered by the paper"
+                else:
+                    order = "agrees" if ranks[0] < ranks[1] else "reversed"
+                rows.append({
+                    "law": law,
+                    "lower": lo["arch"],
+                    "higher": hi["arch"],
+                    "lower_gamma_c": _with_ci(lo, col),
+                    "higher_gamma_c": _with_ci(hi, col),
+                    "separated": bool(lo[col + "_hi"] < hi[col + "_lo"]),
+                    "paper_order": order,
+                })  # fmt: skip
+    cols = ["law", "lower", "higher", "lower_gamma_c", "higher_gamma_c", "separated",
+            "paper_order"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
 def table7(fits: Mapping[str, dict]) -> pd.DataFrame:
     """Table 7: eq. (5) parameters with 95 % intervals (the fit Table 1 uses).
 
