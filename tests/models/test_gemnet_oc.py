@@ -26,11 +26,8 @@ from pipeline.models.gemnet_oc_graph import (
     slots_in_group,
     triplets,
 )
-from pipeline.models.gemnet_oc_layers import (
-    angle_sums,
-    dihedral_sum,
-    quadruplet_sum,
-)
+from pipeline.models.gemnet_oc_layers import angle_sums, dihedral_sum
+from pipeline.models.gemnet_oc_quad import quadruplet_sum
 from pipeline.models.gemnet_oc_scale import ScaleFactor
 from tests.models.conftest import (
     MolBatch,
@@ -48,10 +45,12 @@ def _small(**kw) -> GemNetOC:
     return GemNetOC(**({"width": 16, "num_layers": 2} | kw)).double()
 
 
-def _num_quadruplets(quad: dict) -> int:
+def _num_quadruplets(quad: dict | None) -> int:
     """Quadruplets behind the factorised bases: triplet pairs sharing b -> a, minus d == c."""
-    per_mid = torch.bincount(quad["trip_in_mid"], minlength=quad["num_qedges"])
-    return int(per_mid[quad["trip_out_mid"]].sum() - (quad["self_term"] >= 0).sum())
+    if quad is None:
+        return 0
+    pairs = quad["out_ok"].sum(1) * quad["in_ok"].sum(2)  # per slot of b -> a [A, Kq]
+    return int(pairs.sum()) - len(quad["self_out"])
 
 
 # --- index constructions ----------------------------------------------------------------
@@ -195,26 +194,38 @@ def test_angle_sums_match_explicit_triplets():
 
 def test_quadruplet_sum_matches_explicit_quadruplets(molecules):
     """The model's per-centre quadruplet sum equals the explicit sum over quadruplets
-    c -> a <- b <- d (d != c) of u[t, :, k] Re(z_c^k conj z_d^k) x[a <- b <- d]."""
+    c -> a <- b <- d (d != c) of u[t, k, :] Re(z_c^k conj z_d^k) x[a <- b <- d]."""
     model = _small(cutoff_qint=3.0, max_neighbors_qint=4)
     edges = molecules.edges(model.cutoff, model.max_neighbors)
     q_edges = nearest_edges_per_centre(
         (molecules.pos[edges[0]] - molecules.pos[edges[1]]).norm(dim=1), edges[1], 21, 3.0, 4
     )
     quad = model._graph(molecules.pos, edges, 21)["quad"]
+    assert torch.equal(quad["q_edges"], q_edges)
     full = quadruplets(edges, edges[:, q_edges], 21)
+    kq, width = quad["qpad"].shape[1], quad["basis"].shape[2] // 8
     gen = torch.Generator().manual_seed(0)
-    x_t = torch.randn(len(quad["trip_in_mid"]), 3, generator=gen, dtype=torch.float64)
-    got = quadruplet_sum(x_t, quad)
-    # the basis of each triplet c -> a <- b, read back from the per-centre layout
-    basis = quad["basis_atom"].view(21, quad["width"], -1, quad["q_width"], 14)
-    e_ca, mid = quad["trip_out_out"], quad["trip_out_mid"]
-    b_t = basis[edges[1, e_ca], quad["slot"][e_ca], :, quad["q_slot"][mid]].view(-1, 8, 7, 2)
-    z_d = quad["z_d"]
-    want = torch.zeros(edges.shape[1], 8, 3, dtype=torch.float64)
-    for t, i in zip(full["quad_trip_out"].tolist(), full["quad_trip_in"].tolist(), strict=True):
-        want[e_ca[t]] += torch.outer((b_t[t] * z_d[i]).sum((-1, -2)), x_t[i])
+    x_t = torch.randn(21, kq, kq, 3, generator=gen, dtype=torch.float64)
+    got = quadruplet_sum(x_t, quad)  # [E, 3, sbf]
+    # slots of the edges at their centres, read back from the padded layouts
+    q_slot = {int(e): j for a in range(21) for j, e in enumerate(quad["qpad"][a]) if e >= 0}
+    slot = quad["slot"]
+    basis = quad["basis"].view(21, kq, 7, 2, 8, width)  # rows (j, k, re/im), cols (sbf, i)
+    z_d = quad["z_d"].view(21, kq, kq, 7, 2)
+    want = torch.zeros(edges.shape[1], 3, 8, dtype=torch.float64)
+    for e_ca, t, i in zip(
+        full["quad_out"].tolist(),
+        full["quad_trip_out"].tolist(),
+        full["quad_trip_in"].tolist(),
+        strict=True,
+    ):
+        a = int(edges[1, e_ca])
+        j = q_slot[int(q_edges[full["trip_out_mid"][t]])]
+        jd = q_slot[int(q_edges[full["trip_in_in"][i]])]
+        b_t = basis[a, j, :, :, :, slot[e_ca]]  # [S, 2, sbf]
+        want[e_ca] += torch.outer(x_t[a, j, jd], (b_t * z_d[a, j, jd, :, :, None]).sum((0, 1)))
     assert len(full["quad_out"]) > 100
+    assert _num_quadruplets(quad) == len(full["quad_out"])
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
@@ -314,10 +325,11 @@ def test_prepare_scales_activations_to_the_variance_of_their_inputs(molecules):
     def observe(name):
         @torch.no_grad()
         def hook(module, inputs, kwargs, output):
-            ref = kwargs.get("ref")
+            ref, rows = kwargs.get("ref"), kwargs.get("rows")
             ref = ref() if callable(ref) else ref
             var_in = 1.0 if ref is None else ref.var(dim=0).mean()
-            ratios[name] = float(output.var(dim=0).mean() / var_in)
+            out = output if rows is None else output[rows]  # padded: the data rows
+            ratios[name] = float(out.var(dim=0).mean() / var_in)
 
         return hook
 

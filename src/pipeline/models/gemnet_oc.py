@@ -24,13 +24,7 @@ from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope, check_atom
 from pipeline.models.gemnet_oc_block import InteractionBlock, OutputBlock
 from pipeline.models.gemnet_oc_graph import (
     angles_by_centre,
-    azimuth_modes,
     legendre,
-    nearest_edges_per_centre,
-    pad_groups,
-    quadruplet_triplets,
-    ranks_in_group,
-    reference_directions,
     reverse_edges,
     scatter_rows,
     slots_in_group,
@@ -42,6 +36,7 @@ from pipeline.models.gemnet_oc_layers import (
     RadialBasisEmbedding,
     residual_stack,
 )
+from pipeline.models.gemnet_oc_quad import quadruplet_geometry
 from pipeline.models.gemnet_oc_scale import fit_scale_factors
 
 logger = logging.getLogger(__name__)
@@ -332,89 +327,10 @@ class GemNetOC(nn.Module):
         g["rbf_h"] = self.mlp_rbf_h(rad)
         g["rbf_out"] = self.mlp_rbf_out(rad)
         g["rbf_qint"] = self.mlp_rbf_qint(rad)
-        g["quad"] = self._quadruplet_bases(edge_index, vec, dist, unit, rad, num_atoms, slot, width)
+        g["quad"] = quadruplet_geometry(
+            edge_index, vec, dist, unit, rad, slot, width, num_atoms, self
+        )
         return g
-
-    def _quadruplet_bases(self, edge_index, vec, dist, unit, rad, num_atoms, slot, width) -> dict:
-        """Quadruplet triplets and bases on the quadruplet interaction graph.
-
-        ``slot`` [E] and ``width`` place the main edges at their centres
-        (:func:`~pipeline.models.gemnet_oc_graph.slots_in_group`).
-        """
-        s = self.num_spherical
-        q_edges = nearest_edges_per_centre(
-            dist, edge_index[1], num_atoms, self.cutoff_qint, self.max_neighbors_qint
-        )  # main index of q-edges [Eq]
-        idx = quadruplet_triplets(edge_index, edge_index[:, q_edges], num_atoms)
-        env_q = self.envelope_qint(dist[q_edges])  # [Eq]
-        rad_q = env_q.unsqueeze(-1) * self.radial_qint(dist[q_edges])  # [Eq, R]
-
-        # triplets a <- b <- d: angle at b between b->a and b->d, radial |r_ba|
-        mid, inner = idx["trip_in_mid"], idx["trip_in_in"]
-        cos_abd = -(unit[q_edges[mid]] * unit[q_edges[inner]]).sum(-1)  # [Ti]
-        rad_w = self.mlp_cbf_qint(rad_q)[mid]  # [Ti, cbf, S]
-        cbf = (rad_w @ legendre(cos_abd, s).unsqueeze(-1)).squeeze(-1)  # [Ti, cbf]
-        cbf = cbf * env_q[inner].unsqueeze(-1)  # d -> b leaves the q-graph smoothly
-
-        # triplets c -> a <- b: angle c a b; dihedral modes of r_ca and r_db about a-b
-        e_ca = idx["trip_out_out"]  # main edge c -> a per triplet [To]
-        axis = unit[q_edges]  # unit (x_b - x_a) per q-edge b -> a [Eq, 3]
-        ref = reference_directions(axis)  # [Eq, 3]
-        q_mid_out = idx["trip_out_mid"]
-        cos_cab = (unit[e_ca] * axis[q_mid_out]).sum(-1)  # [To]
-        z_c = azimuth_modes(vec[e_ca], axis[q_mid_out], ref[q_mid_out], s)  # [To, S, 2]
-        z_d = azimuth_modes(vec[q_edges[inner]], axis[mid], ref[mid], s)  # [Ti, S, 2]
-        # joint basis sum_{l,k} W[|r_ca|][:, l, k] P_l(cos cab) (dihedral mode k): contract
-        # the radial weights with P_l once per triplet -> u [To, sbf, S]
-        # (padded per edge c -> a: one batched product instead of a [To, sbf, S, S] gather;
-        # the learned weights' angular index is k * S + l)
-        sbf = self.mlp_sbf_qint.size
-        num_edges = len(rad)
-        rad_w = self.mlp_sbf_qint(rad).reshape(num_edges, sbf * s, s)  # [E, sbf S(k), S(l)]
-        rank = ranks_in_group(e_ca, num_edges)
-        p_pad = pad_groups(legendre(cos_cab, s), e_ca, rank, num_edges)  # [E, Kt, S(l)]
-        u = (p_pad @ rad_w.transpose(1, 2))[e_ca, rank].view(-1, sbf, s)  # [To, sbf, S(k)]
-
-        # the whole triplet-side basis u[t, :, k] z_c[t, k, re/im] per centre a: rows
-        # (slot of c -> a, sbf), columns (slot of q-edge b -> a, k, re/im); built once per
-        # forward, so each block's quadruplet sum is one batched product per centre
-        dst = edge_index[1]
-        q_centre = dst[q_edges]
-        q_slot, q_width = slots_in_group(q_centre, num_atoms)
-        basis = u.new_zeros(num_atoms, width, sbf, q_width, 2 * s)
-        # u[t, :, k] z_c[t, k, re/im] [To, sbf, 2S] (both factors contiguous in k, re/im),
-        # written through a view with the indexed dims first
-        basis.transpose(2, 3)[dst[e_ca], slot[e_ca], q_slot[q_mid_out]] = u.repeat_interleave(
-            2, dim=-1
-        ) * z_c.flatten(1).unsqueeze(1)
-        basis = basis.view(num_atoms, width * sbf, q_width * 2 * s)
-        # the excluded d == c terms: sum_k u[t, :, k] Re(z_c^k conj z_d^k) per triplet
-        # c -> a <- b whose q-edge b -> a has the triplet a <- b <- c
-        has_self = torch.nonzero(idx["self_term"] >= 0).squeeze(-1)  # [Ts]
-        self_in = idx["self_term"][has_self]
-        modes = (z_c[has_self] * z_d[self_in]).sum(-1)  # [Ts, S]
-        self_w = (u[has_self] @ modes.unsqueeze(-1)).squeeze(-1)  # [Ts, sbf]
-        return {
-            "q_edges": q_edges,  # main index of the quadruplet-graph edges [Eq]
-            "db_edge": q_edges[inner],  # main index of d -> b per triplet a <- b <- d [Ti]
-            "cbf": cbf,  # [Ti, cbf]
-            "trip_in_mid": mid,  # q-edge b -> a per triplet a <- b <- d [Ti]
-            "trip_out_mid": q_mid_out,  # q-edge b -> a per triplet c -> a <- b [To]
-            "trip_out_out": e_ca,  # main edge c -> a per triplet c -> a <- b [To]
-            "self_term": idx["self_term"],  # [To]
-            "num_qedges": len(q_edges),
-            "z_d": z_d,  # [Ti, S, 2]
-            "q_centre": q_centre,  # [Eq]
-            "q_slot": q_slot,  # [Eq]
-            "centre": dst,  # [E]
-            "slot": slot,  # [E]
-            "basis_atom": basis,
-            "width": width,
-            "q_width": q_width,
-            "self_out": e_ca[has_self],  # [Ts]
-            "self_in": self_in,  # [Ts]
-            "self_w": self_w,  # [Ts, sbf]
-        }
 
     # --- forward ---------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from pipeline.models.gemnet_oc_graph import by_centre, scatter_rows
+from pipeline.models.gemnet_oc_quad import quadruplet_sum
 from pipeline.models.gemnet_oc_scale import ScaleFactor
 
 __all__ = [
@@ -26,7 +27,6 @@ __all__ = [
     "TripletInteraction",
     "angle_sums",
     "dihedral_sum",
-    "quadruplet_sum",
     "residual_stack",
     "swap_add",
 ]
@@ -208,39 +208,6 @@ def angle_sums(
     return y[centre, slot]  # [E, L, C]
 
 
-def quadruplet_sum(x_t: torch.Tensor, quad: dict) -> torch.Tensor:
-    """``out[e] = sum_{c -> a <- b <- d, d != c} sbf(t) outer x_t[a <- b <- d]``, e = c -> a.
-
-    The sum over ``d`` per quadruplet-graph edge ``b -> a`` (with the dihedral modes of
-    ``r_db``, :func:`dihedral_sum`'s factorisation) gives ``per_mid`` [Eq, S, 2, C]; the
-    q-edges are placed in their centre's slots and contracted with the per-centre basis
-    ``quad["basis_atom"]`` (the triplet side, built once per forward) in one batched
-    product; the excluded ``d == c`` terms are subtracted.
-
-    Parameters
-    ----------
-    x_t : float [Ti, C]
-        Per triplet ``a <- b <- d``.
-    quad : dict
-        From ``GemNetOC._quadruplet_bases``.
-
-    Returns
-    -------
-    float [E, sbf, C]
-    """
-    num_ch = x_t.shape[1]
-    per_mid = scatter_rows(
-        quad["z_d"].unsqueeze(-1) * x_t[:, None, None, :], quad["trip_in_mid"], quad["num_qedges"]
-    ).flatten(1, 2)  # [Eq, 2S, C]
-    basis = quad["basis_atom"]  # [A, K sbf, Kq 2S]
-    num_atoms, width, q_width = basis.shape[0], quad["width"], quad["q_width"]
-    pm = by_centre(per_mid, quad["q_centre"], quad["q_slot"], num_atoms, q_width)
-    y = basis @ pm.view(num_atoms, basis.shape[2], num_ch)  # [A, K sbf, C]
-    y = y.view(num_atoms, width, -1, num_ch)[quad["centre"], quad["slot"]]  # [E, sbf, C]
-    own = quad["self_w"].unsqueeze(-1) * x_t[quad["self_in"]].unsqueeze(1)  # [Ts, sbf, C]
-    return y.index_add(0, quad["self_out"], own, alpha=-1.0)
-
-
 # --- interaction layers ----------------------------------------------------------------------
 
 
@@ -381,15 +348,21 @@ class QuadrupletInteraction(nn.Module):
         self,
         m: torch.Tensor,
         rbf: torch.Tensor,
-        quad: dict[str, torch.Tensor],
+        quad: dict[str, torch.Tensor] | None,
         rev: torch.Tensor,
         scale: float,
     ) -> torch.Tensor:
         """Messages [E, width] from edge embeddings ``m`` [E, width]."""
+        if quad is None:  # no quadruplet-graph edges: nothing to sum
+            return torch.zeros_like(m)
         x = self.dense_db(m)
         x = self.down(self.scale_rbf(x * self.mlp_rbf(rbf), ref=x))  # [E, quad_in]
-        x_t = x[quad["db_edge"]]  # [Ti, quad_in]
-        x_t = self.scale_cbf(x_t * self.mlp_cbf(quad["cbf"]), ref=x_t)
-        agg = quadruplet_sum(x_t, quad)  # [E, sbf, quad_in]
-        y = self.scale_sum(self.bilinear(agg.flatten(1)) * scale, ref=x_t)  # [E, quad_out]
+        # per triplet a <- b <- d in the padded layout [A, Kq, Kq, quad_in]; the scale
+        # factors are fitted on the triplets only (rows ``in_ok``)
+        x_db = x[quad["db_edge"]]
+        rows = quad["in_ok"]
+        x_t = self.scale_cbf(x_db * self.mlp_cbf(quad["cbf"]), ref=lambda: x_db[rows], rows=rows)
+        agg = quadruplet_sum(x_t, quad).transpose(1, 2)  # [E, sbf, quad_in]
+        y = self.bilinear(agg.flatten(1)) * scale
+        y = self.scale_sum(y, ref=lambda: x_t[rows])  # [E, quad_out]
         return swap_add(self.up_ca(y), self.up_ac(y), rev)

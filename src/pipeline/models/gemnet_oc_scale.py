@@ -50,13 +50,17 @@ class ScaleFactor(nn.Module):
         self.fit_note: str | None = None
 
     def forward(
-        self, x: torch.Tensor, ref: torch.Tensor | Callable[[], torch.Tensor] | None = None
+        self,
+        x: torch.Tensor,
+        ref: torch.Tensor | Callable[[], torch.Tensor] | None = None,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``x * scale``; ``ref`` (a tensor, or a callable returning it, evaluated only
-        when fitting) is the input whose variance the output should keep."""
+        when fitting) is the input whose variance the output should keep; ``rows`` (bool,
+        the leading dims of a padded ``x``) selects the rows of ``x`` that are data."""
         if self.fit_pending:
             self.fit_pending = False
-            self._fit(x, ref() if callable(ref) else ref)
+            self._fit(x if rows is None else x[rows], ref() if callable(ref) else ref)
         return x * self.scale
 
     @torch.no_grad()
