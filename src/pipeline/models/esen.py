@@ -124,18 +124,17 @@ class _Block(nn.Module):
         """
         num_atoms, size, channels = x.shape
         num_edges, _, num_rows = wigner_back.shape
-        h = self.norm_1(x).reshape(num_atoms, size * channels)
-        # gathers and scatters on contiguous [rows, S*C] layouts
-        # zero channels up to what the rotation multiplies fastest (blas_channels)
+        # [h_u, h_v] with zero channels up to what the rotation multiplies fastest
+        # (blas_channels) as the sum of two gathers from padded node tables: no
+        # concatenation of C-wide pieces per edge, [E, S, P]
         pad_in = blas_channels(num_rows, size, 2 * channels)
-        pair = [
-            h.index_select(0, src).view(num_edges, size, channels),
-            h.index_select(0, dst).view(num_edges, size, channels),
-        ]
-        if pad_in > 2 * channels:
-            pair.append(h.new_zeros(num_edges, size, pad_in - 2 * channels))
-        # rotate into the edge frame, every order group in one batched matmul: [E, K, pad_in]
-        rotated = torch.bmm(wigner, torch.cat(pair, dim=2))
+        h = self.norm_1(x)
+        zeros = h.new_zeros(num_atoms, size, pad_in - 2 * channels)
+        source = torch.cat((h, zeros, torch.zeros_like(h)), dim=2).view(num_atoms, -1)
+        target = torch.cat((torch.zeros_like(h), h, zeros), dim=2).view(num_atoms, -1)
+        pair = source.index_select(0, src) + target.index_select(0, dst)
+        # rotate into the edge frame, every order group in one batched matmul: [E, K, P]
+        rotated = torch.bmm(wigner, pair.view(num_edges, size, pad_in))
         y, gates = self.conv_1(rotated.flatten(1), radial, pad_in_channels=pad_in)
         # the second map writes the channels the rotation back multiplies fastest (zero
         # padded when C is small), so no copy pads or trims the messages per edge
@@ -348,8 +347,10 @@ class ESEN(nn.Module):
         edge_feat = torch.cat(
             (
                 self.distance_basis(dist),
-                self.source_embedding(atomic_numbers.index_select(0, src)),
-                self.target_embedding(atomic_numbers.index_select(0, dst)),
+                # embedding rows gathered directly: a much cheaper backward than
+                # nn.Embedding's (measured 0.1 against 0.44 ms for 7,596 edges)
+                self.source_embedding.weight.index_select(0, atomic_numbers.index_select(0, src)),
+                self.target_embedding.weight.index_select(0, atomic_numbers.index_select(0, dst)),
             ),
             dim=1,
         )  # [E, num_distance_basis + 2 edge_channels]
@@ -361,7 +362,8 @@ class ESEN(nn.Module):
         # frame; D is block diagonal, so row s of D^T meets only the m = 0 row of its own
         # degree: an elementwise product, [E, S, C]
         num_edges = len(dist)
-        m0 = self.degree_radial(edge_feat).view(num_edges, self.lmax + 1, self.channels)
+        m0 = stacked_radial([self.degree_radial], edge_feat)  # [1, E, (lmax+1) C]
+        m0 = m0.view(num_edges, self.lmax + 1, self.channels)
         column = wigner_back[:, self._sh_index, self._sh_degree]  # D^T[e, s, (l(s), 0)], [E, S]
         init = column[:, :, None] * m0.index_select(1, self._sh_degree)
         agg = x.new_zeros(num_atoms, size, self.channels).index_add_(0, dst, init.to(x.dtype))

@@ -34,6 +34,16 @@ class RadialMLP(nn.Module):
         return self.net(x)
 
 
+def _layer_norm(h: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm over the last axis without affine; spelled out below 8 features,
+    where ATen's fused kernel is ~2x slower (measured on [2, 7596, 3-4], forward and
+    backward)."""
+    if h.shape[-1] >= 8:
+        return nn.functional.layer_norm(h, h.shape[-1:], eps=eps)
+    centred = h - h.mean(dim=-1, keepdim=True)
+    return centred * torch.rsqrt(centred.square().mean(dim=-1, keepdim=True) + eps)
+
+
 def stacked_radial(
     mlps: list[RadialMLP], x: torch.Tensor, out_index: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -68,8 +78,7 @@ def stacked_radial(
         norm = layers[0][i]
         weight = torch.stack([lay[i].weight for lay in layers])[:, None]  # [L, 1, hidden]
         bias = torch.stack([lay[i].bias for lay in layers])[:, None]
-        h = nn.functional.layer_norm(h, norm.normalized_shape, eps=norm.eps) * weight + bias
-        h = nn.functional.silu(h)
+        h = nn.functional.silu(_layer_norm(h, norm.eps) * weight + bias)
         weight = torch.stack([lay[i + 1].weight for lay in layers])  # [L, out, in]
         bias = torch.stack([lay[i + 1].bias for lay in layers])  # [L, out]
         if i + 2 == len(layers[0]) and out_index is not None:

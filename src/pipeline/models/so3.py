@@ -396,14 +396,17 @@ class SO2Convolution(nn.Module):
             Per order group; ``torch.cat(ys, 1)`` is the flat layout.
         extra : Tensor [E, extra_m0_channels] or None
         """
-        if isinstance(x, list):
-            x = torch.cat(x, dim=1)
-        if radial is not None:  # +m and -m rows share the radial weights of order m
-            if radial.shape[1] != x.shape[1]:
-                radial = radial.index_select(1, self.radial_columns(pad_in_channels))
-            x = x * radial
         in_channels = max(self.in_channels, pad_in_channels)
-        groups = x.split([rows * in_channels for rows in self.group_rows], dim=1)
+        if isinstance(x, list) and radial is None:
+            groups = x  # no concatenation to split again
+        else:
+            if isinstance(x, list):
+                x = torch.cat(x, dim=1)
+            if radial is not None:  # +m and -m rows share the radial weights of order m
+                if radial.shape[1] != x.shape[1]:
+                    radial = radial.index_select(1, self.radial_columns(pad_in_channels))
+                x = x * radial
+            groups = x.split([rows * in_channels for rows in self.group_rows], dim=1)
         weights, bias = self._weights(pad_in_channels, pad_out_channels)
         y0 = nn.functional.linear(groups[0], weights[0], bias)
         ys = [g @ w.T for g, w in zip(groups[1:], weights[1:], strict=True)]
