@@ -206,7 +206,8 @@ def test_quadruplet_sum_matches_explicit_quadruplets(molecules):
     kq, width = quad["qpad"].shape[1], quad["basis"].shape[2] // 8
     gen = torch.Generator().manual_seed(0)
     x_t = torch.randn(21, kq, kq, 3, generator=gen, dtype=torch.float64)
-    got = quadruplet_sum(x_t, quad)  # [E, 3, sbf]
+    weight = torch.randn(2, 8 * 3, generator=gen, dtype=torch.float64)  # bilinear, sbf-major
+    got = quadruplet_sum(x_t, quad, weight)  # [E, 2]
     # slots of the edges at their centres, read back from the padded layouts
     q_slot = {int(e): j for a in range(21) for j, e in enumerate(quad["qpad"][a]) if e >= 0}
     slot = quad["slot"]
@@ -226,6 +227,7 @@ def test_quadruplet_sum_matches_explicit_quadruplets(molecules):
         want[e_ca] += torch.outer(x_t[a, j, jd], (b_t * z_d[a, j, jd, :, :, None]).sum((0, 1)))
     assert len(full["quad_out"]) > 100
     assert _num_quadruplets(quad) == len(full["quad_out"])
+    want = want.transpose(1, 2).flatten(1) @ weight.T
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 

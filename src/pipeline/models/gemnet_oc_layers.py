@@ -362,7 +362,6 @@ class QuadrupletInteraction(nn.Module):
         x_db = x[quad["db_edge"]]
         rows = quad["in_ok"]
         x_t = self.scale_cbf(x_db * self.mlp_cbf(quad["cbf"]), ref=lambda: x_db[rows], rows=rows)
-        agg = quadruplet_sum(x_t, quad).transpose(1, 2)  # [E, sbf, quad_in]
-        y = self.bilinear(agg.flatten(1)) * scale
+        y = quadruplet_sum(x_t, quad, self.bilinear.linear.weight) * scale  # [E, quad_out]
         y = self.scale_sum(y, ref=lambda: x_t[rows])  # [E, quad_out]
         return swap_add(self.up_ca(y), self.up_ac(y), rev)

@@ -170,14 +170,17 @@ def quadruplet_geometry(
     }
 
 
-def quadruplet_sum(x_t: torch.Tensor, quad: dict) -> torch.Tensor:
-    """``out[e] = sum_{c -> a <- b <- d, d != c} sbf(t) outer x_t[a <- b <- d]``, e = c -> a.
+def quadruplet_sum(x_t: torch.Tensor, quad: dict, weight: torch.Tensor) -> torch.Tensor:
+    """The quadruplet interaction's bilinear layer applied to its sum over quadruplets.
 
-    The sum over ``d`` per quadruplet-graph edge ``b -> a`` with the dihedral modes of
-    ``r_db`` (:func:`~pipeline.models.gemnet_oc_layers.dihedral_sum`'s factorisation)
-    is one batched product per ``b -> a``; its result, in the centre's slots, meets the
-    triplet-side basis in one batched product per centre; the excluded ``d == c`` terms
-    are subtracted.
+    ``out[e] = W agg[e]`` with ``agg[e] = sum_{c -> a <- b <- d, d != c} sbf(t) outer
+    x_t[a <- b <- d]`` for e = c -> a (``[sbf, C]``, flattened sbf-major as the weight's
+    input). The sum over ``d`` per quadruplet-graph edge ``b -> a`` with the dihedral
+    modes of ``r_db`` (:func:`~pipeline.models.gemnet_oc_layers.dihedral_sum`'s
+    factorisation) is one batched product per ``b -> a``; the weight contracts its
+    channels before it meets the triplet-side basis (one batched product per centre,
+    ``quad_out`` rather than ``quad_in`` columns); the excluded ``d == c`` terms are
+    subtracted.
 
     Parameters
     ----------
@@ -185,16 +188,22 @@ def quadruplet_sum(x_t: torch.Tensor, quad: dict) -> torch.Tensor:
         Per triplet ``a <- b <- d`` (slots ``(j, jd)``; padding is ignored).
     quad : dict
         From :func:`quadruplet_geometry`.
+    weight : float [O, sbf * C]
+        The bilinear layer.
 
     Returns
     -------
-    float [E, C, sbf]
+    float [E, O]
     """
     num_atoms, kq, _, num_ch = x_t.shape
-    per_mid = torch.bmm(x_t.view(num_atoms * kq, kq, num_ch).transpose(1, 2), quad["z_d"])
-    per_mid = per_mid.view(num_atoms, kq, num_ch, -1).transpose(1, 2)  # [A, C, Kq, 2S]
-    y = torch.bmm(per_mid.reshape(num_atoms, num_ch, -1), quad["basis"])  # [A, C, sbf K]
-    y = y.view(num_atoms, num_ch, quad["self_w"].shape[1], -1)
-    agg = y[quad["centre"], :, :, quad["slot"]]  # [E, C, sbf]
-    own = x_t.reshape(-1, num_ch)[quad["self_in"]].unsqueeze(-1) * quad["self_w"].unsqueeze(1)
-    return agg.index_add(0, quad["self_out"], own, alpha=-1.0)
+    num_out, sbf = weight.shape[0], quad["self_w"].shape[1]
+    # [C, O sbf], columns (o, sbf)
+    w = weight.view(num_out, sbf, num_ch).permute(2, 0, 1).reshape(num_ch, -1)
+    per_mid = torch.bmm(quad["z_d"].transpose(1, 2), x_t.view(num_atoms * kq, kq, num_ch))
+    pw = (per_mid.view(-1, num_ch) @ w).view(num_atoms, -1, num_out, sbf)  # [A, Kq 2S, O, sbf]
+    pw = pw.transpose(1, 2).reshape(num_atoms, num_out, -1)  # [A, O, Kq 2S sbf]
+    y = torch.bmm(pw, quad["basis"].view(num_atoms, pw.shape[2], -1))  # [A, O, K]
+    out = y.transpose(1, 2)[quad["centre"], quad["slot"]]  # [E, O]
+    x_self = (x_t.reshape(-1, num_ch)[quad["self_in"]] @ w).view(-1, num_out, sbf)
+    own = (x_self * quad["self_w"].unsqueeze(1)).sum(-1)  # [Ts, O]
+    return out.index_add(0, quad["self_out"], own, alpha=-1.0)
