@@ -16,7 +16,9 @@ from pipeline.models import build, num_params
 from pipeline.models.gemnet_oc import GemNetOC
 from pipeline.models.gemnet_oc_graph import (
     angles_by_centre,
+    angles_in_slots,
     azimuth_modes,
+    legendre,
     nearest_edges_per_centre,
     quadruplet_triplets,
     quadruplets,
@@ -190,6 +192,20 @@ def test_angle_sums_match_explicit_triplets():
     for t in range(len(t_out)):
         want[t_out[t]] += torch.outer(ang[t], x[t_in[t]])
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_angles_in_slots_match_the_triplet_list():
+    """The dense per-centre angular matrices equal those scattered from the triplet list."""
+    ei, n = _tiny_graph()
+    gen = torch.Generator().manual_seed(0)
+    unit = torch.nn.functional.normalize(torch.randn(ei.shape[1], 3, generator=gen), dim=1)
+    t_out, t_in = triplets(ei, ei, n)
+    slot, width = slots_in_group(ei[1], n)
+    ang = legendre((unit[t_out] * unit[t_in]).sum(-1), 4)
+    want = angles_by_centre(ang, t_out, t_in, ei[1], slot, width, n)
+    got, ok = angles_in_slots(unit, ei[0], ei[1], slot, width, n, 4)
+    assert torch.equal(got, want)
+    assert int(ok.sum()) == len(t_out)
 
 
 def test_quadruplet_sum_matches_explicit_quadruplets(molecules):

@@ -23,12 +23,10 @@ from torch import nn
 from pipeline.models.blocks import GaussianBasis, PolynomialEnvelope, check_atomic_numbers
 from pipeline.models.gemnet_oc_block import InteractionBlock, OutputBlock
 from pipeline.models.gemnet_oc_graph import (
-    angles_by_centre,
-    legendre,
+    angles_in_slots,
     reverse_edges,
     scatter_rows,
     slots_in_group,
-    triplets,
 )
 from pipeline.models.gemnet_oc_layers import (
     AngularBasisEmbedding,
@@ -302,19 +300,24 @@ class GemNetOC(nn.Module):
         g: dict = {"edge_index": edge_index, "unit": unit, "rad": rad}
         g["rev"] = reverse_edges(edge_index, num_atoms)
 
-        # triplets c -> a <- b on the main graph (shared by e2e, a2e, e2a)
-        t_out, t_in = triplets(edge_index, edge_index, num_atoms)
-        ang = legendre((unit[t_out] * unit[t_in]).sum(-1), s)  # [T, S]
+        # triplets c -> a <- b on the main graph (shared by e2e, a2e, e2a), as slot pairs
         slot, width = slots_in_group(dst, num_atoms)  # slot of every edge at its centre [E]
-        ang_atom = angles_by_centre(ang, t_out, t_in, dst, slot, width, num_atoms)
+        ang_atom, trip_ok = angles_in_slots(unit, src, dst, slot, width, num_atoms, s)
         g.update(ang_atom=ang_atom, slot=slot)  # [A, K S, K], [E]
+
+        def t_in() -> torch.Tensor:
+            """Edge b -> a of every triplet (the scale factors' fitting references)."""
+            by_slot = torch.full((num_atoms, width), -1, dtype=torch.long, device=dst.device)
+            by_slot[dst, slot] = torch.arange(len(dst), device=dst.device)
+            return by_slot.unsqueeze(1).expand(-1, width, -1)[trip_ok]
+
         for name, mlp in (
             ("tint", self.mlp_cbf_tint),
             ("aeint", self.mlp_cbf_aeint),
             ("eaint", self.mlp_cbf_eaint),
         ):
             g[f"cbf_{name}"] = {
-                "in": t_in,
+                "in": t_in,  # callable
                 "centre": dst,
                 "slot": slot,
                 "ang_atom": ang_atom,

@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "angles_by_centre",
+    "angles_in_slots",
     "azimuth_modes",
     "by_centre",
     "group_pairs",
@@ -127,6 +128,47 @@ def angles_by_centre(
     # written through a view that puts the indexed dims first: one row of L per triplet
     out.transpose(2, 3)[centre[t_out], slot[t_out], slot[t_in]] = ang
     return out.view(num_atoms, width * ang.shape[1], width)
+
+
+def angles_in_slots(
+    unit: torch.Tensor,
+    src: torch.Tensor,
+    centre: torch.Tensor,
+    slot: torch.Tensor,
+    width: int,
+    num_atoms: int,
+    num: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Legendre basis of all triplets ``c -> a <- b`` as one dense matrix per centre ``a``.
+
+    The result of :func:`angles_by_centre` for ``ang = legendre(cos angle cab, num)``,
+    computed for all slot pairs of every centre (zero where ``b == c`` or a slot is
+    padding) instead of from a triplet list: no index construction, no scatter.
+
+    Parameters
+    ----------
+    unit : float [E, 3]
+        Edge directions.
+    src, centre, slot : long [E]
+        Neighbour and centre of every edge and its slot there (:func:`slots_in_group`).
+    width : int
+        K, the largest number of edges of one centre.
+    num_atoms, num : int
+
+    Returns
+    -------
+    (float [A, K * L, K], bool [A, K, K])
+        ``out[a, k_out * L + l, k_in]`` and the slot pairs that are triplets.
+    """
+    num_edges = len(src)
+    epad = torch.full((num_atoms, width), num_edges, dtype=torch.long, device=src.device)
+    epad[centre, slot] = torch.arange(num_edges, device=src.device)
+    u = torch.cat([unit, unit.new_zeros(1, 3)])[epad]  # padding reads a zero row [A, K, 3]
+    s = torch.cat([src, src.new_full((1,), -1)])[epad]
+    ok = (s[:, :, None] != s[:, None, :]) & (s[:, :, None] >= 0) & (s[:, None, :] >= 0)
+    cos = (u[:, :, None, :] * u[:, None, :, :]).sum(-1)  # [A, K(out), K(in)]
+    ang = legendre(cos, num) * ok.unsqueeze(-1).to(unit.dtype)  # [A, K, K, L]
+    return ang.transpose(2, 3).reshape(num_atoms, width * num, width), ok
 
 
 def by_centre(

@@ -283,14 +283,14 @@ class TripletInteraction(nn.Module):
         """Messages [E, d_out] (or [A, d_out] with ``to_atoms``) from the angle sums.
 
         ``sums`` [E, S, trip_in] (:func:`angle_sums` of ``x`` [E, trip_in]); ``cbf`` holds
-        ``rad_w`` [E, cbf, S] and the triplets' in-edges ``in`` [T]; ``to_atoms`` = (centre
-        of every edge [E], number of atoms).
+        ``rad_w`` [E, cbf, S] and ``in``, a callable giving the triplets' in-edges [T];
+        ``to_atoms`` = (centre of every edge [E], number of atoms).
         """
         agg = cbf["rad_w"] @ sums  # [E, cbf, trip_in]
         if to_atoms is not None:
             agg = scatter_rows(agg, to_atoms[0], to_atoms[1])  # [A, cbf, trip_in]
         # fitted against the per-triplet inputs, as the reference
-        y = self.scale_sum(self.bilinear(agg.flatten(1)) * scale, ref=lambda: x[cbf["in"]])
+        y = self.scale_sum(self.bilinear(agg.flatten(1)) * scale, ref=lambda: x[cbf["in"]()])
         if self.up_ac is None:
             return self.up_ca(y)
         return swap_add(self.up_ca(y), self.up_ac(y), rev)
