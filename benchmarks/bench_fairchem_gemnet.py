@@ -55,10 +55,12 @@ build from PyPI)::
     MAX_JOBS=1 /work/fairchem1-venv/bin/pip install --no-build-isolation torch-sparse
 
 PyPI has torch-scatter and torch-sparse only as source distributions (the compile takes
-tens of minutes on one core). Without them ``--standin auto`` (default) runs fairchem's
-GemNet-OC with plain-torch stand-ins for the few functions it uses
-(benchmarks/fairchem_gemnet_worker.py, ``install_standin``), labelled as such in the
-output: the losses compare the same maths; the step time does not represent fairchem.
+tens of minutes on one core). Where they do not import, ``--standin auto`` (default)
+runs fairchem's GemNet-OC with plain-torch stand-ins for the few functions it uses
+(benchmarks/fairchem_gemnet_worker.py, ``install_standin``): for torch-sparse alone
+(``sparse``: its ``SparseTensor`` only builds index lists) or for both (``both``),
+labelled as such in the output. The losses compare the same maths; step times with a
+stand-in are not those of fairchem as installed.
 """
 
 from __future__ import annotations
@@ -82,14 +84,20 @@ from bench_fairchem import MALLOC_ENV, demo_batch, training_data  # noqa: E402
 from fairchem_gemnet_worker import RESULT_TAG  # noqa: E402
 
 DEFAULT_FAIRCHEM_PYTHON = "/work/fairchem1-venv/bin/python"
-STANDIN_LABEL = "fairchem GemNet-OC with a pure-torch stand-in for torch-scatter/torch-sparse"
+GRAPH = (6.0, 30)  # cutoff (Angstrom) and neighbours of bench_fairchem's demo batches
+STANDIN_LABELS = {
+    "none": "fairchem-core 1.10 GemNet-OC with compiled torch-scatter and torch-sparse",
+    "sparse": "fairchem GemNet-OC with compiled torch-scatter and a pure-torch stand-in "
+    "for torch-sparse",
+    "both": "fairchem GemNet-OC with a pure-torch stand-in for torch-scatter/torch-sparse",
+}
 
 
-def fairchem_status(python: str) -> tuple[str | None, bool]:
-    """(why fairchem 1.x GemNet-OC cannot run at all, or None; whether the compiled
-    torch-scatter and torch-sparse import)."""
+def fairchem_status(python: str) -> tuple[str | None, dict[str, bool]]:
+    """(why fairchem 1.x GemNet-OC cannot run at all, or None; which of the compiled
+    torch_scatter and torch_sparse import)."""
     if not Path(python).exists():
-        return f"{python} does not exist", False
+        return f"{python} does not exist", {}
     # fairchem.core itself imports torch_scatter: check the distribution, not the import
     probe = (
         "import schedulefree, torch_geometric; "
@@ -99,11 +107,12 @@ def fairchem_status(python: str) -> tuple[str | None, bool]:
     proc = subprocess.run([python, "-c", probe], capture_output=True, text=True)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
-        return (lines[-1] if lines else f"exit status {proc.returncode}"), False
-    ext = subprocess.run(
-        [python, "-c", "import torch_scatter, torch_sparse"], capture_output=True, text=True
-    )
-    return None, ext.returncode == 0
+        return (lines[-1] if lines else f"exit status {proc.returncode}"), {}
+    compiled = {}
+    for name in ("torch_scatter", "torch_sparse"):
+        ext = subprocess.run([python, "-c", f"import {name}"], capture_output=True, text=True)
+        compiled[name] = ext.returncode == 0
+    return None, compiled
 
 
 def run_worker(python: str, side: str, task: str, settings: dict, data: str | None) -> dict:
@@ -142,9 +151,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--standin",
-        choices=["auto", "always", "never"],
+        choices=["auto", "none", "sparse", "both"],
         default="auto",
-        help="plain-torch torch-scatter/torch-sparse for fairchem: auto = only if missing",
+        help="plain-torch stand-ins on the fairchem side: none, torch-sparse only, both; "
+        "auto: for what does not import",
     )
     parser.add_argument("--no-malloc-tuning", action="store_true")
     args = parser.parse_args()
@@ -153,21 +163,29 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     arch = yaml.safe_load(Path(args.config).read_text())["archs"]["gemnet_oc"]
+    graph = (arch["hparams"].get("cutoff"), arch["hparams"].get("max_neighbors"))
+    if graph != GRAPH:
+        raise SystemExit(
+            f"{args.config}: gemnet_oc graph {graph}, but the shared demo batches "
+            f"(bench_fairchem.training_data, demo_batch) use cutoff {GRAPH[0]} A and "
+            f"{GRAPH[1]} neighbours"
+        )
     problem, compiled = fairchem_status(args.fairchem_python)
+    standin = args.standin
     if problem is not None:
         print(f"fairchem-core 1.x GemNet-OC cannot run with {args.fairchem_python}: {problem}")
         print("(install commands in this script's docstring); ours alone\n")
-        standin = False
-    elif args.standin == "never" and not compiled:
-        raise SystemExit(
-            "torch-scatter/torch-sparse not importable in the fairchem venv and --standin never"
-        )
     else:
-        standin = args.standin == "always" or not compiled
+        if standin == "auto":
+            standin = "none" if all(compiled.values()) else "both"
+            standin = "sparse" if compiled["torch_scatter"] and standin == "both" else standin
+        needs = {"none": ["torch_scatter", "torch_sparse"], "sparse": ["torch_scatter"]}
+        missing = [n for n in needs.get(standin, []) if not compiled[n]]
+        if missing:
+            raise SystemExit(f"--standin {standin}: {missing} not importable in the fairchem venv")
         print(
-            f"fairchem side: {STANDIN_LABEL} (step times NOT representative)"
-            if standin
-            else "fairchem side: fairchem-core 1.10 GemNet-OC with compiled torch-scatter/sparse"
+            f"fairchem side: {STANDIN_LABELS[standin]}"
+            + ("" if standin == "none" else " (step times NOT representative)")
         )
     print(f"demo GemNet-OC settings from {args.config}: {arch['hparams']}")
 
@@ -178,11 +196,11 @@ def main() -> None:
     print(f"load average now {os.getloadavg()[0]:.1f} (shared machine; compare ratios)")
 
 
-def _settings(args, width: int, hparams: dict, standin: bool, **extra) -> dict:
+def _settings(args, width: int, hparams: dict, standin: str, **extra) -> dict:
     return dict(width=width, hparams=hparams, seed=0, threads=args.threads, standin=standin) | extra
 
 
-def compare_training(args, arch: dict, problem: str | None, standin: bool) -> None:
+def compare_training(args, arch: dict, problem: str | None, standin: str) -> None:
     """Train both on the same batches; print validation losses and their ratio."""
     width = args.width or arch["base_width"]
     lr = args.lr or arch["lr"] * arch["base_width"] / width
@@ -225,18 +243,21 @@ def compare_training(args, arch: dict, problem: str | None, standin: bool) -> No
         )
     if "fairchem" in results:
         fc = results["fairchem"]
-        print(f"  fairchem fitted {fc['fitted_scale_factors']} scale factors")
+        print(
+            f"  fairchem fitted {fc['fitted_scale_factors']} scale factors; torch_scatter "
+            f"{fc['torch_scatter']}, torch_sparse {fc['torch_sparse']}"
+        )
         last = str(steps[-1])
         ratio = results["ours"]["val_loss"][last] / fc["val_loss"][last]
         print(
             f"  final validation loss ours/fairchem: {ratio:.3f} "
             f"(issue 13's target: within 5 %, i.e. <= 1.05)"
-            + (f" [{STANDIN_LABEL}]" if standin else ""),
+            + ("" if standin == "none" else f" [{STANDIN_LABELS[standin]}]"),
             flush=True,
         )
 
 
-def compare_step_times(args, arch: dict, problem: str | None, standin: bool) -> None:
+def compare_step_times(args, arch: dict, problem: str | None, standin: str) -> None:
     """Forward + backward time of both at equal width (equal parameter count)."""
     batch = demo_batch(args.molecules, args.seed)
     atoms = int(batch["atomic_numbers"].numel())
@@ -244,7 +265,7 @@ def compare_step_times(args, arch: dict, problem: str | None, standin: bool) -> 
         f"step time: {args.molecules} demo molecules, {atoms} atoms, "
         f"{batch['edge_index'].shape[1]} edges; {args.threads} thread(s), {args.repeats} "
         f"timed steps after 1 warm-up; process CPU and wall per step"
-        + (" [fairchem: stand-in, NOT representative]" if standin else "")
+        + ("" if standin == "none" else f" [{STANDIN_LABELS[standin]}: NOT representative]")
     )
     with tempfile.TemporaryDirectory() as tmp:
         batch_file = str(Path(tmp) / "batch.pt")

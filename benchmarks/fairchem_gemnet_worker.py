@@ -15,12 +15,15 @@ prints one line ``RESULT {json}``. Tasks:
   batch), then schedule-free AdamW on the saved batches with the eq. 1 loss; validation
   loss (schedule-free averaged weights) every ``eval_every`` steps.
 
-``--standin`` (fairchem side only) replaces torch-scatter and torch-sparse, which
-fairchem's GemNet-OC imports and PyPI ships only as source, with the few functions it
-uses written in plain torch (:func:`install_standin`), registered in ``sys.modules``
-of this process only. The maths is the same (sums over sorted index groups, row
-selection of a sparse incidence matrix), so losses are comparable; step times are not
-representative of fairchem with the compiled extensions.
+Setting ``standin`` (fairchem side only): ``"both"`` replaces torch-scatter and
+torch-sparse, which fairchem's GemNet-OC imports and PyPI ships only as source, with
+the few functions it uses written in plain torch (:func:`install_standin`), registered
+in ``sys.modules`` of this process only; ``"sparse"`` replaces torch-sparse alone (its
+``SparseTensor`` only builds the triplet and quadruplet index lists, no gradients pass
+through it); ``"none"`` uses both compiled packages. The maths is the same (sums over
+sorted index groups, row selection of a sparse incidence matrix), so losses are
+comparable; step times with a stand-in are not representative of fairchem with the
+compiled extensions.
 """
 
 from __future__ import annotations
@@ -126,24 +129,26 @@ def _segment_csr(src, indptr, out=None, reduce="sum"):
     return cs[indptr[1:]] - cs[indptr[:-1]]
 
 
-def install_standin() -> None:
-    """Register plain-torch ``torch_scatter`` / ``torch_sparse`` modules in this process.
+def install_standin(scatter: bool = True, sparse: bool = True) -> None:
+    """Register plain-torch ``torch_scatter`` and/or ``torch_sparse`` in this process.
 
-    torch_geometric is imported first, so that it records the real extensions as absent
-    and never routes its own operations through the stand-ins.
+    torch_geometric is imported first, so that it records a replaced extension as
+    absent and never routes its own operations through the stand-ins.
     """
     import torch_geometric.typing  # noqa: F401
 
-    scatter_mod = types.ModuleType("torch_scatter")
-    scatter_mod.scatter = _scatter
-    scatter_mod.segment_coo = _segment_coo
-    scatter_mod.segment_csr = _segment_csr
-    scatter_mod.__version__ = "stand-in"
-    sparse_mod = types.ModuleType("torch_sparse")
-    sparse_mod.SparseTensor = _SparseRows
-    sparse_mod.__version__ = "stand-in"
-    sys.modules["torch_scatter"] = scatter_mod
-    sys.modules["torch_sparse"] = sparse_mod
+    if scatter:
+        scatter_mod = types.ModuleType("torch_scatter")
+        scatter_mod.scatter = _scatter
+        scatter_mod.segment_coo = _segment_coo
+        scatter_mod.segment_csr = _segment_csr
+        scatter_mod.__version__ = "stand-in"
+        sys.modules["torch_scatter"] = scatter_mod
+    if sparse:
+        sparse_mod = types.ModuleType("torch_sparse")
+        sparse_mod.SparseTensor = _SparseRows
+        sparse_mod.__version__ = "stand-in"
+        sys.modules["torch_sparse"] = sparse_mod
 
 
 # ----------------------------------------------------------------------------- models
@@ -266,8 +271,11 @@ def _fit_fairchem_scales(model, forward, batch) -> int:
 
 
 def _fairchem(s: dict):
-    if s.get("standin"):
-        install_standin()
+    standin = {True: "both", False: "none"}.get(s.get("standin"), s.get("standin", "none"))
+    if standin not in ("none", "sparse", "both"):
+        raise ValueError(f"standin must be none, sparse or both, got {standin!r}")
+    if standin != "none":
+        install_standin(scatter=standin == "both", sparse=True)
     from fairchem.core.models.gemnet_oc.gemnet_oc import GemNetOC
 
     torch.manual_seed(s["seed"])
@@ -391,8 +399,10 @@ def main() -> None:
         result["fitted_scale_factors"] = s.get("fitted")
     if args.side == "fairchem":
         import torch_scatter
+        import torch_sparse
 
         result["torch_scatter"] = getattr(torch_scatter, "__version__", "?")
+        result["torch_sparse"] = getattr(torch_sparse, "__version__", "?")
     print(RESULT_TAG + json.dumps(result), flush=True)
 
 
