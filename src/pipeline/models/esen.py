@@ -22,13 +22,18 @@ and ``config/paper.yaml``, eSEN's MLP on an S2 grid (``ffn="grid"``; see
 :mod:`pipeline.models.esen_blocks`).
 
 Cost: everything that depends only on the graph (edge frames, the Wigner-D rows
-of every edge, the envelope, the distance basis, the aggregation weights) is
-computed once per forward and shared by all layers. Per layer, the rotation into
-the edge frames and the one back are one batched matmul each over all order
-groups (channels zero-padded onto ATen's BLAS path when there are few, see
-:func:`pipeline.models.so3.rotate`), gathers and scatters run on contiguous
-``[rows, S*C]`` layouts, and the SO(2) convolutions take strided views of the
-rotated features (one matmul per order m, ``mmax + 1`` in all).
+of every edge, the envelope, the distance basis, the aggregation weights) and the
+radial MLPs of all layers (one batched pass: they read the same edge inputs) are
+computed once per forward. Per layer, the rotation into the edge frames and the one
+back are one batched matmul each over all order groups, with channels zero-padded
+to what ATen's BLAS path and the SO(2) maps multiply fastest
+(:func:`pipeline.models.so3.blas_channels`: 8 at lmax 2); the source and target
+features are two gathers from padded node tables, the SO(2) convolutions take
+strided views of the rotated features (one matmul per order m, ``mmax + 1`` in all)
+and the second one writes the padded layout the rotation back reads. What remains at
+demo size is the per-edge matmuls of the rotations (~15 % of a step) and memory-bound
+per-edge elementwise work and skinny matmuls. The zero padding adds exact zeros, so
+values match the unpadded products to rounding.
 ``benchmarks/bench_esen.py`` times this against the code before that work.
 """
 
