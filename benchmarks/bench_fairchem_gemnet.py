@@ -133,6 +133,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-counts", action="store_true")
+    parser.add_argument("--paper-config", default="config/paper.yaml")
+    parser.add_argument("--count-widths", type=int, nargs="+", default=[32, 64, 204])
     parser.add_argument("--timing-widths", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--molecules", type=int, default=64, help="batch of the timing")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps after 1 warm-up")
@@ -189,6 +192,8 @@ def main() -> None:
         )
     print(f"demo GemNet-OC settings from {args.config}: {arch['hparams']}")
 
+    if not args.skip_counts and problem is None:
+        compare_counts(args, standin)
     if not args.skip_training:
         compare_training(args, arch, problem, standin)
     if not args.skip_timing:
@@ -196,8 +201,39 @@ def main() -> None:
     print(f"load average now {os.getloadavg()[0]:.1f} (shared machine; compare ratios)")
 
 
+def _full_hparams(hparams: dict) -> dict:
+    """``hparams`` completed with our GemNetOC's defaults (both sides get every size)."""
+    import inspect
+
+    from pipeline.models.gemnet_oc import GemNetOC
+
+    params = inspect.signature(GemNetOC.__init__).parameters.values()
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return defaults | hparams
+
+
 def _settings(args, width: int, hparams: dict, standin: str, **extra) -> dict:
-    return dict(width=width, hparams=hparams, seed=0, threads=args.threads, standin=standin) | extra
+    return (
+        dict(width=width, hparams=_full_hparams(hparams), seed=0, threads=args.threads)
+        | dict(standin=standin)
+        | extra
+    )
+
+
+def compare_counts(args, standin: str) -> None:
+    """Parameter counts of both at the paper's sizes (Table 6), per width."""
+    arch = yaml.safe_load(Path(args.paper_config).read_text())["archs"]["gemnet_oc"]
+    print(f"parameters at the sizes of {args.paper_config} ({arch['hparams']}):")
+    for width in args.count_widths:
+        settings = _settings(args, width, arch["hparams"], standin)
+        ours = run_worker(sys.executable, "ours", "count", settings, None)["params"]
+        fc = run_worker(args.fairchem_python, "fairchem", "count", settings, None)["params"]
+        table = arch.get("paper_n_params", {}).get(width)
+        print(
+            f"  width {width:3d}: ours {ours:>10,}, fairchem {fc:>10,}"
+            + (f", Table 6 {table:>10,}" if table else ""),
+            flush=True,
+        )
 
 
 def compare_training(args, arch: dict, problem: str | None, standin: str) -> None:
