@@ -11,9 +11,10 @@ demo molecules as benchmarks/bench_fairchem.py (``training_data``: ``--train-ste
 of ``--train-batch`` molecules, energies referenced and normalised, forces divided by
 the same sigma), the eq. 1 loss (per-atom energy MAE + per-molecule mean force L2
 norm), schedule-free AdamW with the demo's learning rate at its base width
-(``archs.gemnet_oc.lr`` at ``base_width``), ``--warmup-steps``, no weight decay, seed
-0 on both sides. Before training each side fits its scale factors on the first
-training batch: ours with ``GemNetOC.prepare`` (as the trainer does on a fresh run),
+(``archs.gemnet_oc.lr`` at ``base_width``), ``--warmup-steps``, no weight decay, the same
+``--model-seed`` on both sides (the two initialisations draw different numbers).
+Before training each side fits its scale factors on the first training batch: ours
+with ``GemNetOC.prepare`` (as the trainer does on a fresh run),
 fairchem with its own ``ScaleFactor`` procedure (factors ordered by a first forward
 pass, then fitted one at a time, each on a forward pass with the earlier ones fitted:
 ``fairchem.core.modules.scaling.fit``, here on that one batch instead of 16). The
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--val-molecules", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0, help="choice of demo molecules")
+    parser.add_argument("--model-seed", type=int, default=0, help="initial weights, both")
     parser.add_argument(
         "--fairchem-python",
         default=os.environ.get("FAIRCHEM1_PYTHON", DEFAULT_FAIRCHEM_PYTHON),
@@ -214,7 +216,8 @@ def _full_hparams(hparams: dict) -> dict:
 
 def _settings(args, width: int, hparams: dict, standin: str, **extra) -> dict:
     return (
-        dict(width=width, hparams=_full_hparams(hparams), seed=0, threads=args.threads)
+        dict(width=width, hparams=_full_hparams(hparams), seed=args.model_seed)
+        | dict(threads=args.threads)
         | dict(standin=standin)
         | extra
     )
@@ -248,7 +251,7 @@ def compare_training(args, arch: dict, problem: str | None, standin: str) -> Non
         f"training: width {width}, {args.train_steps} steps of {batch} demo molecules "
         f"(~{atoms:.0f} atoms), schedule-free AdamW lr {lr:g}, warmup {args.warmup_steps}, "
         f"eq. 1 loss on normalised targets, scale factors fitted on the first batch; "
-        f"validation on {n_val} molecules"
+        f"validation on {n_val} molecules; model seed {args.model_seed}"
     )
     settings = _settings(
         args,
