@@ -1,44 +1,33 @@
 """GemNet-OC training-step time at demo size, before and after (same run), with profiles.
 
-Demo size is config.yaml's gemnet_oc: widths 8, 16, 32, 2 interaction blocks, a 6 Angstrom
-/ 30-neighbour graph, batches of 16 molecules of the embedded GFN2-xTB dataset (8-30
-atoms). A step is forward, the eq. (1)-like loss, backward and an AdamW update; graph
-building is the loader's job and is not timed.
+Demo size is the default study's settings (config.yaml's ``archs.gemnet_oc``: widths 4,
+8, 32, its ``hparams``: 2 interaction blocks, a 6 Angstrom / 30-neighbour graph, 16
+radial functions and the small fixed sizes there), batches of 16 molecules of the
+embedded GFN2-xTB dataset (8-30 atoms). A step is forward, the eq. (1)-like loss,
+backward and an AdamW update; graph building is the loader's job and is not timed.
 
 "Before" is the model at git revision ``--before`` (default ``cf9e7e1``, the code of
 issue 16's measurement), loaded from ``git show`` into a temporary package, so the ratio
-is measured side by side in one process, steps interleaved. Both run the old quadruplet
-graph (``cutoff_qint`` 2.5 Angstrom, no neighbour cap), so the comparison is like for
-like; the current default quadruplet graph (issue 13: reference cutoff and cap) is timed
-too. ``--profile`` prints torch.profiler tables (self CPU time) of one step of each.
+is measured side by side in one process, steps interleaved. That code has no quadruplet
+neighbour cap and a 2.5 Angstrom quadruplet cutoff, which is what the default study ran
+with it; the current code is timed on that same quadruplet graph ("same quad graph",
+like for like) and on its default one (issue 13: the reference's cutoff and cap scaled to
+the main graph, 6 Angstrom / 8 at demo size; "default quad graph", what the default
+study runs now). ``--profile`` prints torch.profiler tables (self CPU time) of one step
+of each and the number of aten kernels it runs.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_gemnet_oc.py
-    OMP_NUM_THREADS=1 python benchmarks/bench_gemnet_oc.py --profile --widths 16
-
-Measured here (2 shared cores, load average ~12, 1 thread; process CPU per step, before /
-after on the old quadruplet graph / after on the default one): width 8: 362 / 391 / 416 ms,
-width 16: 439 / 454 / 469 ms, width 32: 482 / 456 / 478 ms, i.e. 0.93-1.06x: the
-per-centre batched sums removed the per-triplet tensors of every block (forward of the
-blocks 123 -> 81 ms at width 16) but the padded products and their backward cost as much;
-at widths 8-32 the ~500 small matmuls of the dense layers and per-op overhead remain. The
-reference-sized quadruplet graph (6 Angstrom / 8 at demo size) now costs about as much as
-the old 2.5 Angstrom one (old code on the default graph: 485 ms, this code 449 ms, width
-16). Energies and forces agree with the code of cf9e7e1 to 1e-15 (float64, printed).
-FlopCounterMode counts the zero padding of the per-centre products: 4.57 MFLOP/atom
-forward on a demo batch against 3.62 for the old code on the same (default) graph, so
-GemNet-OC's counted kappa rises by about a quarter.
-
-The comparison with fairchem-core 1.10's GemNet-OC (issue 13 item 6) is not here: it needs
-a separate venv (``torch==2.4.1 fairchem-core==1.10.0 "numpy<2"`` from PyPI: 5.9 GB, the
-CUDA build of torch, about 35 minutes to download and install here) plus torch-scatter and
-torch-sparse, which PyPI has only as source: ``pip install --no-build-isolation
-torch-scatter`` needs ``wheel`` in the venv and then compiles for many minutes per package
-on one core. fairchem's gemnet_oc.py, interaction_indices.py and utils.py import both.
+    OMP_NUM_THREADS=1 python benchmarks/bench_gemnet_oc.py --repeats 8
+    OMP_NUM_THREADS=1 python benchmarks/bench_gemnet_oc.py --profile --widths 8
 
 On a shared machine the wall time depends on the load, which is printed; ratios of
-interleaved steps are the steadier numbers. Like the workflow (``workflow/rules/common.smk``),
-the script runs with glibc's malloc tuned (``MALLOC_MMAP_MAX_=0``, see ``bench_esen.py``)
-unless ``--no-malloc-tuning``: without it every large temporary page-faults afresh.
+interleaved steps (process CPU time) are the steadier numbers. Energies and forces of
+before and after are compared in float64 (the "max relative difference" line). Like
+the workflow (``workflow/rules/common.smk``), the script runs with glibc's malloc tuned
+(``MALLOC_MMAP_MAX_=0``, see ``bench_esen.py``) unless ``--no-malloc-tuning``: without
+it every large temporary page-faults afresh.
+
+The comparison with fairchem-core 1.10's GemNet-OC (issue 13 item 6) is in
+``bench_fairchem_gemnet.py``.
 """
 
 from __future__ import annotations
@@ -58,6 +47,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+import yaml
 
 from pipeline.data.demo import demo_path
 from pipeline.data.graphs import radius_graph
@@ -67,8 +57,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_esen import MALLOC_ENV  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_HPARAMS = {"num_layers": 2, "cutoff": 6.0, "max_neighbors": 30}
 OLD_QUAD_GRAPH = {"cutoff_qint": 2.5}
+
+
+def demo_settings() -> tuple[list[int], dict]:
+    """Widths and hparams of config.yaml's ``archs.gemnet_oc`` (the default study)."""
+    arch = yaml.safe_load((ROOT / "config.yaml").read_text())["archs"]["gemnet_oc"]
+    return list(arch["widths"]), dict(arch["hparams"])
+
+
+DEMO_WIDTHS, DEMO_HPARAMS = demo_settings()
 
 
 def load_before(revision: str) -> type[torch.nn.Module]:
@@ -154,16 +152,33 @@ def max_rel_difference(before: torch.nn.Module, after: torch.nn.Module, data) ->
 
 
 def profile_table(model, optimizer, data, rows: int) -> str:
+    """torch.profiler table (self CPU time) of one training step, after one warm-up."""
+    return profile_step(model, optimizer, data, rows)[0]
+
+
+def profile_step(model, optimizer, data, rows: int) -> tuple[str, int]:
+    """(profiler table of one step, number of aten kernels it ran).
+
+    Kernels are aten ops that call no other aten op (``aten::linear`` is not counted,
+    the ``aten::mm`` under it is), forward, backward and optimizer together.
+    """
     train_step(model, optimizer, data)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         train_step(model, optimizer, data)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    kernels = sum(
+        1
+        for e in prof.events()
+        if e.name.startswith("aten::")
+        and not any(c.name.startswith("aten::") for c in e.cpu_children)
+    )
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    return table, kernels
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="cf9e7e1", help="git revision of 'before'")
-    parser.add_argument("--widths", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--widths", type=int, nargs="+", default=DEMO_WIDTHS)
     parser.add_argument("--batches", type=int, default=4, help="distinct batches cycled")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
@@ -184,7 +199,8 @@ def main() -> None:
     n_edges = statistics.mean(d[2].shape[1] for d in data)
     print(
         f"demo batches: {args.batch_size} molecules, {n_atoms:.0f} atoms, {n_edges:.0f} edges "
-        f"(6 A / 30) on average over {args.batches}; {args.threads} thread(s), torch "
+        f"(6 A / 30) on average over {args.batches}; hparams {DEMO_HPARAMS}; "
+        f"{args.threads} thread(s), torch "
         f"{torch.__version__}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     for width in args.widths:
@@ -226,8 +242,9 @@ def main() -> None:
             )
         if args.profile:
             for name, model in variants.items():
-                print(f"\nprofile, width {width}, {name}:")
-                print(profile_table(model, optimizers[name], data[0], args.profile_rows))
+                table, kernels = profile_step(model, optimizers[name], data[0], args.profile_rows)
+                print(f"\nprofile, width {width}, {name}: {kernels} aten kernels per step")
+                print(table)
     print(f"\nload average now {os.getloadavg()[0]:.1f} (absolute times scale with it)")
 
 
