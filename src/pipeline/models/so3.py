@@ -210,40 +210,18 @@ class WignerFromPoints(Float64Constants):
         return d * self.const("mask", rot)
 
 
-#: ATen multiplies batched matrices with fewer multiply-adds than this per matrix
-#: (rows x inner x columns) in a plain loop, 2-4x slower per matrix than its BLAS path
-#: (measured for the [E, 9, 9] x [E, 9, c] rotations of lmax 2: c = 8 is as fast as
-#: c = 5-6 per product, and its row widths are what the SO(2) maps multiply fastest)
+#: Fewest multiply-adds per matrix (rows x inner x columns) that the per-edge rotations
+#: are padded to. ATen multiplies batched matrices under 400 in a plain loop, 2-4x
+#: slower per matrix than its BLAS path; 600 gives c = 8 for the [E, 9, 9] x [E, 9, c]
+#: rotations of lmax 2, as fast per product as c = 5-6 (measured) and with row widths
+#: that the SO(2) maps' matmuls multiply 2-3x faster than 10- or 15-wide ones
 _BMM_BLAS_MIN_MACS = 600
 
 
 def blas_channels(rows: int, inner: int, channels: int) -> int:
-    """Fewest channels ``>= channels`` that put ``[rows, inner] @ [inner, c]`` per edge on
-    ATen's BLAS bmm path (see ``_BMM_BLAS_MIN_MACS``)."""
+    """Fewest channels ``c >= channels`` with ``rows * inner * c >= _BMM_BLAS_MIN_MACS``:
+    the zero-padded width of per-edge ``[rows, inner] @ [inner, c]`` products."""
     return max(channels, -(-_BMM_BLAS_MIN_MACS // (rows * inner)))
-
-
-def rotate(wigner: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Batched ``wigner @ x`` per edge, on ATen's BLAS path also for few channels.
-
-    Parameters
-    ----------
-    wigner : Tensor [E, K, S]
-    x : Tensor [E, S, c]
-
-    Returns
-    -------
-    Tensor [E, K, c]
-        When ``K S c`` is below ATen's small-matrix threshold the channels are
-        zero-padded for the product (forward and backward) and sliced back.
-    """
-    num_edges, rows, inner = wigner.shape
-    channels = x.shape[2]
-    padded = blas_channels(rows, inner, channels)
-    if channels >= padded or num_edges == 0:
-        return torch.bmm(wigner, x)
-    x = torch.cat((x, x.new_zeros(num_edges, inner, padded - channels)), dim=2)
-    return torch.bmm(wigner, x).narrow(2, 0, channels)
 
 
 class SO2Convolution(nn.Module):
@@ -423,6 +401,5 @@ __all__ = [
     "WignerFromPoints",
     "edge_frames",
     "m_major_index",
-    "rotate",
     "safe_norm",
 ]
