@@ -167,8 +167,8 @@ def angles_in_slots(
     s = torch.cat([src, src.new_full((1,), -1)])[epad]
     ok = (s[:, :, None] != s[:, None, :]) & (s[:, :, None] >= 0) & (s[:, None, :] >= 0)
     cos = (u[:, :, None, :] * u[:, None, :, :]).sum(-1)  # [A, K(out), K(in)]
-    ang = legendre(cos, num) * ok.unsqueeze(-1).to(unit.dtype)  # [A, K, K, L]
-    return ang.transpose(2, 3).reshape(num_atoms, width * num, width), ok
+    ang = legendre(cos, num, dim=2).mul_(ok.unsqueeze(2).to(unit.dtype))  # [A, K, L, K]
+    return ang.view(num_atoms, width * num, width), ok
 
 
 def by_centre(
@@ -344,7 +344,12 @@ def quadruplet_triplets(
 
 
 def azimuth_modes(
-    vectors: torch.Tensor, axis: torch.Tensor, frame: torch.Tensor, num: int, eps: float = 1e-9
+    vectors: torch.Tensor,
+    axis: torch.Tensor,
+    frame: torch.Tensor,
+    num: int,
+    eps: float = 1e-9,
+    dim: int | None = None,
 ) -> torch.Tensor:
     """Fourier modes ``rho^k (cos k alpha, sin k alpha)`` of vectors about an axis.
 
@@ -357,16 +362,19 @@ def azimuth_modes(
 
     Parameters
     ----------
-    vectors, axis, frame : float [N, 3]
+    vectors, axis, frame : float [..., 3]
+        Broadcastable; ``frame`` and ``axis`` of the same shape.
     num : int
         Modes k = 0 .. num-1.
     eps : float
         Angstrom^2.
+    dim : int or None
+        Where the (mode, re/im) dims go among the broadcast dims ``[...]``; None: last.
 
     Returns
     -------
-    float [N, num, 2]
-        (real, imaginary) parts.
+    float [..., num, 2]
+        (real, imaginary) parts (``[..., num, 2, ...]`` with ``dim``).
     """
     normal = torch.linalg.cross(axis, frame)
     x = (vectors * frame).sum(-1)
@@ -378,7 +386,8 @@ def azimuth_modes(
         re_k = re[-1] * x - im[-1] * y
         im.append(re[-1] * y + im[-1] * x)
         re.append(re_k)
-    return torch.stack([torch.stack(re, -1), torch.stack(im, -1)], -1)
+    d = x.dim() if dim is None else dim
+    return torch.stack([torch.stack(re, d), torch.stack(im, d)], d + 1)
 
 
 def reference_directions(axis: torch.Tensor) -> torch.Tensor:
@@ -396,12 +405,13 @@ def reference_directions(axis: torch.Tensor) -> torch.Tensor:
 # --- angular functions -------------------------------------------------------------------
 
 
-def legendre(x: torch.Tensor, num: int) -> torch.Tensor:
-    """Legendre polynomials ``P_0..P_{num-1}`` of ``x`` [N] -> [N, num] (Bonnet recursion)."""
+def legendre(x: torch.Tensor, num: int, dim: int = -1) -> torch.Tensor:
+    """Legendre polynomials ``P_0..P_{num-1}`` of ``x`` [N] -> [N, num] (Bonnet recursion);
+    ``dim``: where the new dim goes (as :func:`torch.stack`)."""
     out = [torch.ones_like(x), x]
     for n in range(1, num - 1):
         out.append(((2 * n + 1) * x * out[n] - n * out[n - 1]) / (n + 1))
-    return torch.stack(out[:num], dim=-1)
+    return torch.stack(out[:num], dim=dim)
 
 
 def pad_groups(

@@ -100,13 +100,9 @@ def quadruplet_geometry(
     ref = reference_directions(axis.reshape(-1, 3)).view(num_atoms, kq, 3)
     out_ok = e_ok[:, :, None] & q_ok[:, None, :] & (src[ec][:, :, None] != src[qc][:, None, :])
     cos_cab = (unit[ec][:, :, None, :] * axis[:, None, :, :]).sum(-1)  # [A, K, Kq]
-    pair_shape = (num_atoms, width, kq, 3)
-    z_c = azimuth_modes(
-        vec[ec][:, :, None, :].expand(pair_shape),
-        axis[:, None].expand(pair_shape),
-        ref[:, None].expand(pair_shape),
-        s,
-    ) * out_ok[..., None, None].to(vec.dtype)  # [A, K, Kq, S, 2]
+    # modes in the layout of the basis below, [A, Kq(j), S, 2, K(i)]
+    z_c = azimuth_modes(vec[ec][:, None], axis[:, :, None], ref[:, :, None], s, dim=2)
+    z_c = z_c.mul_(out_ok.transpose(1, 2)[:, :, None, None, :].to(vec.dtype))
     # u[a, i, j, k, sbf] = sum_l W[|r_ca|][k, l, sbf] P_l(cos cab): one small product per
     # edge c -> a (radial weights in the centre's slots; padding rows of rad are zero)
     # (the weights' angular index is k * S + l; permuting the small weight tensor, not
@@ -122,7 +118,7 @@ def quadruplet_geometry(
     # (both factors contiguous in that order, so the product is too; i innermost keeps
     # the broadcasts of the product and of its backward vectorised)
     u_t = u.permute(0, 2, 3, 4, 1).contiguous().unsqueeze(3)  # [A, Kq, S, 1, sbf, K]
-    z_t = z_c.permute(0, 2, 3, 4, 1).contiguous().unsqueeze(4)  # [A, Kq, S, 2, 1, K]
+    z_t = z_c.unsqueeze(4)  # [A, Kq, S, 2, 1, K]
     basis = (u_t * z_t).view(num_atoms, kq * 2 * s, sbf * width)
 
     # triplets a <- b <- d: slots (j, jd), d -> b in the slots of b; angle a b d
@@ -135,10 +131,8 @@ def quadruplet_geometry(
     rad_wq = model.mlp_cbf_qint(rad_q.view(num_atoms * kq, -1))  # [A Kq, cbf, S]
     cbf = legendre(cos_abd, s).view(num_atoms * kq, kq, s) @ rad_wq.transpose(1, 2)
     cbf = cbf.view(num_atoms, kq, kq, -1) * model.envelope_qint(dist[dc]).unsqueeze(-1)
-    in_shape = (num_atoms, kq, kq, 3)
-    z_d = azimuth_modes(
-        vec[dc], axis[:, :, None].expand(in_shape), ref[:, :, None].expand(in_shape), s
-    ) * in_ok[..., None, None].to(vec.dtype)  # [A, Kq, Kq, S, 2]
+    z_d = azimuth_modes(vec[dc], axis[:, :, None], ref[:, :, None], s)  # [A, Kq, Kq, S, 2]
+    z_d = z_d.mul_(in_ok[..., None, None].to(vec.dtype))
 
     # the excluded d == c terms: triplet c -> a <- b whose b -> a has the triplet
     # a <- b <- c (q-edge c -> b), weight sum_k u[t, k, :] Re(z_c^k conj z_d^k)
@@ -151,7 +145,7 @@ def quadruplet_geometry(
     has = q_key[order][pos] == want
     a_s, i_s, j_s = a_t[has], i_t[has], j_t[has]
     jd_s = q_slot[order[pos[has]]]  # slot of c -> b at b
-    modes = (z_c[a_s, i_s, j_s] * z_d[a_s, j_s, jd_s]).sum(-1)  # [Ts, S]
+    modes = (z_c[a_s, j_s, :, :, i_s] * z_d[a_s, j_s, jd_s]).sum(-1)  # [Ts, S]
     self_w = (modes.unsqueeze(1) @ u[a_s, i_s, j_s]).squeeze(1)  # [Ts, sbf]
     return {
         "q_edges": q_edges,
