@@ -27,8 +27,8 @@ takes verbatim.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_steps.py [--repeats 8] [--fairchem-lmax 2 4]
 
-About 3 minutes on the shared 2-core development machine with the defaults (a third
-of it fairchem). Like the other benchmarks it restarts itself with glibc's malloc
+About 2.5 minutes on the shared 2-core development machine with the defaults (half
+of it fairchem), 4 with ``--fairchem-lmax 2 4``. Like the other benchmarks it restarts itself with glibc's malloc
 tuned (``MALLOC_MMAP_MAX_=0``; see ``bench_esen.py``). Absolute times scale with the
 machine's load (printed); the ratios of interleaved steps are the steadier numbers.
 """
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=4, help="distinct batches cycled")
     parser.add_argument("--fairchem-python", default=bench_fairchem.DEFAULT_FAIRCHEM_PYTHON)
     parser.add_argument("--fairchem-lmax", type=int, nargs="*", default=[2])
-    parser.add_argument("--fairchem-repeats", type=int, default=2)
+    parser.add_argument("--fairchem-repeats", type=int, default=3)
     parser.add_argument("--fairchem-molecules", type=int, default=64)
     parser.add_argument("--no-malloc-tuning", action="store_true")
     args = parser.parse_args(argv)
