@@ -28,9 +28,10 @@ takes verbatim.
     OMP_NUM_THREADS=1 python benchmarks/bench_steps.py [--repeats 8] [--fairchem-lmax 2 4]
 
 About 2.5 minutes on the shared 2-core development machine with the defaults (half
-of it fairchem), 4 with ``--fairchem-lmax 2 4``. Like the other benchmarks it restarts itself with glibc's malloc
-tuned (``MALLOC_MMAP_MAX_=0``; see ``bench_esen.py``). Absolute times scale with the
-machine's load (printed); the ratios of interleaved steps are the steadier numbers.
+of it fairchem), 4 with ``--fairchem-lmax 2 4``. Like the other benchmarks it
+restarts itself with glibc's malloc tuned (``MALLOC_MMAP_MAX_=0``; see
+``bench_esen.py``). Absolute times scale with the machine's load (printed); the ratios
+of interleaved steps are the steadier numbers.
 """
 
 from __future__ import annotations
