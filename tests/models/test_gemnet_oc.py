@@ -29,7 +29,7 @@ from pipeline.models.gemnet_oc_graph import (
     triplets,
 )
 from pipeline.models.gemnet_oc_layers import angle_sums, dihedral_sum
-from pipeline.models.gemnet_oc_quad import quadruplet_sum
+from pipeline.models.gemnet_oc_quad import _BasisProduct, quadruplet_sum
 from pipeline.models.gemnet_oc_scale import ScaleFactor
 from tests.models.conftest import (
     MolBatch,
@@ -245,6 +245,24 @@ def test_quadruplet_sum_matches_explicit_quadruplets(molecules):
     assert _num_quadruplets(quad) == len(full["quad_out"])
     want = want.transpose(1, 2).flatten(1) @ weight.T
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_basis_product_gradients():
+    """The hand-written backward of the quadruplet product (gradients of u and z without
+    a basis-sized gradient) agrees with finite differences (float64 gradcheck)."""
+    gen = torch.Generator().manual_seed(0)
+    a, o, kq, s, sbf, k = 2, 2, 2, 3, 2, 3
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
+
+    pw, u, z = rand(a, o, kq * s * 2 * sbf), rand(a, kq, s, sbf, k), rand(a, kq, s, 2, k)
+
+    def product(pw, u, z):
+        basis = (u.unsqueeze(3) * z.unsqueeze(4)).reshape(a, kq * s * 2, sbf * k)
+        return _BasisProduct.apply(pw, u, z, basis.detach())
+
+    assert torch.autograd.gradcheck(product, (pw, u, z))
 
 
 # --- registry (symmetries: tests/models/test_symmetry.py) ------------------------------
