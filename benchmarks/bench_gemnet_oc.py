@@ -5,10 +5,8 @@ Demo size is the default study's settings (config.yaml's ``archs.gemnet_oc``: wi
 radial functions and the small fixed sizes there), batches of 16 molecules of the
 embedded GFN2-xTB dataset (8-30 atoms). A step is forward, the eq. (1)-like loss,
 backward and an optimizer update: by default the trainer's (schedule-free AdamW,
-``pipeline.train.optim.make_optimizer``, multi-tensor), ``--optimizer adamw`` for
-torch's AdamW as earlier versions of this benchmark (on CPU it updates one parameter
-tensor at a time: ~2,500 of the ~7,600 aten kernels of a step at width 8, the same
-before and after). Graph building is the loader's job and is not timed.
+``pipeline.train.optim.make_optimizer``), ``--optimizer adamw`` for torch's AdamW as
+earlier versions of this benchmark. Graph building is the loader's job and is not timed.
 
 "Before" is the model at git revision ``--before`` (default ``cf9e7e1``, the code of
 issue 16's measurement), loaded from ``git show`` into a temporary package, so the ratio
@@ -23,13 +21,14 @@ of each and the number of aten kernels it runs.
     OMP_NUM_THREADS=1 python benchmarks/bench_gemnet_oc.py --repeats 8
     OMP_NUM_THREADS=1 python benchmarks/bench_gemnet_oc.py --profile --widths 8
 
-Measured (2 shared cores, load average 5-6, 1 thread; process CPU per step, before /
+Measured (2 shared cores, load average 7, 1 thread; process CPU per step, before /
 after on the same quadruplet graph / after on the default one; trainer's optimizer):
-width 4: 268 / 176 / 187 ms, width 8: 308 / 213 / 212 ms, width 32: 380 / 313 / 283 ms,
-i.e. 1.2-1.5x (with ``--optimizer adamw``: 1.3-1.5x). Not the 2x asked for: a step runs
-about 7,600 aten kernels before and after (2,300 forward, 2,700 backward, 2,500 in torch's
-AdamW; the trainer's multi-tensor optimizer needs few), ~500 of them the small matmuls of
-the dense and residual layers; the per-centre products are no longer the largest items.
+width 4: 341 / 228 / 233 ms, width 8: 374 / 263 / 252 ms, width 32: 365 / 275 / 268 ms,
+i.e. 1.3-1.5x (``--optimizer adamw``: 1.3-1.5x as well). Not the 2x asked for: a step
+runs about 7,100-7,600 aten kernels before and after (2,300 forward, 2,700 backward,
+2,000-2,500 in the optimizer update, schedule-free or torch's AdamW alike: ~170
+parameter tensors), ~500 of them the small matmuls of the dense and residual layers,
+which at these widths cost about as much as all per-centre products together.
 
 On a shared machine the wall time depends on the load, which is printed; ratios of
 interleaved steps (process CPU time) are the steadier numbers. Energies and forces of
