@@ -60,7 +60,10 @@ class GemNetOC(nn.Module):
 
     Quadruplet graph: the ``b -> a`` and ``d -> b`` edges of a quadruplet
     ``c -> a <- b <- d`` come from a separate interaction graph with its own cutoff and
-    neighbour cap, as in the reference (``cutoff_qint``, ``max_neighbors_qint``; its
+    neighbour cap. The reference (fairchem-core 1.10) takes only ``b -> a`` from that
+    graph and ``d -> b``, like ``c -> a``, from the main graph (202,193 against our
+    81,220 quadruplets on 4 demo molecules; benchmarks/bench_fairchem_gemnet.py): a
+    deviation, listed in the README (``cutoff_qint``, ``max_neighbors_qint``; its
     OC20 configuration: 12 Angstrom / 8 neighbours beside a 12 Angstrom / 30 neighbour
     main graph). The model receives only the main graph (the registry's call signature),
     so it derives this graph inside: per centre, the ``max_neighbors_qint`` shortest
