@@ -101,6 +101,7 @@ def _study_config(
     arch["hparams"]["num_layers"] = 2
     arch["resources"] = {"runtime": runtime, "mem_mb": 1000}
     arch["train"] = {}  # the demo's per-arch passes would override the test's train section
+    arch.pop("fractions", None)  # and the demo's per-arch fractions the study's [1.0]
     config["archs"] = {ARCH: arch}
     # the demo's experiments name families this study leaves out
     config["variants"] = variants or {}

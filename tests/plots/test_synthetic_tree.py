@@ -29,13 +29,15 @@ def test_tree_layout_and_meta(tmp_path):
     # seed 1 only at the replicated widths of the MPNN; every other arch has both seeds
     mpnn = sorted(p.relative_to(res).as_posix() for p in tree.run_dirs["base"]
                   if "/mpnn/" in p.as_posix() and p.name == "seed1")  # fmt: skip
-    assert mpnn == [f"runs/mpnn/{w}/{f}/seed1" for w in (64, 8) for f in ("0.25", "0.5", "1")]
+    fractions = [f"{f:g}" for f in config["archs"]["mpnn"].get("fractions", config["fractions"])]
+    assert mpnn == [f"runs/mpnn/{w}/{f}/seed1" for w in (64, 8) for f in sorted(fractions)]
     metas = [json.loads((d / "meta.json").read_text()) for d in tree.run_dirs["base"]]
-    egnn = [m for m in metas if m["arch"] == "egnn" and m["width"] == 8 and m["seed"] == 1]
+    w_egnn = config["archs"]["egnn"]["widths"][0]
+    egnn = [m for m in metas if m["arch"] == "egnn" and m["width"] == w_egnn and m["seed"] == 1]
     # a shared-fraction pass: one run_id for all its fractions, nested curves
-    assert {m["run_id"] for m in egnn} == {"base/egnn/w8/seed1"}
+    assert len(egnn) > 1 and {m["run_id"] for m in egnn} == {f"base/egnn/w{w_egnn}/seed1"}
     mp = [m for m in metas if m["arch"] == "mpnn" and m["width"] == 8 and m["seed"] == 0]
-    assert len({m["run_id"] for m in mp}) == 3
+    assert len({m["run_id"] for m in mp}) == len(fractions) > 1  # one separate run each
     for m in metas:
         for key in ("seed", "run_id", "n_params", "device", "forward_flops_per_atom_total",
                     "forward_flops_per_atom_counted", "lr", "batch_size", "hparams"):  # fmt: skip
