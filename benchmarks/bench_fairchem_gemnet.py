@@ -81,7 +81,12 @@ import yaml
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "fairchem_gemnet_worker.py"
 sys.path.insert(0, str(HERE))
-from bench_fairchem import MALLOC_ENV, demo_batch, training_data  # noqa: E402
+from bench_fairchem import (  # noqa: E402
+    MALLOC_ENV,
+    demo_batch,
+    print_training_comparison,
+    training_data,
+)
 from fairchem_gemnet_worker import RESULT_TAG  # noqa: E402
 
 DEFAULT_FAIRCHEM_PYTHON = "/work/fairchem1-venv/bin/python"
@@ -277,29 +282,13 @@ def compare_training(args, arch: dict, problem: str | None, standin: str) -> Non
             )
     if not results:
         return
-    steps = sorted(int(k) for k in next(iter(results.values()))["val_loss"])
-    print(f"  {'':9s} {'params':>8s}  " + "  ".join(f"val@{k:<5d}" for k in steps) + "  ms/step")
-    for name, res in results.items():
-        losses = "  ".join(f"{res['val_loss'][str(k)]:9.4f}" for k in steps)
-        print(
-            f"  {name:9s} {res['params']:>8,}  {losses}  "
-            f"{statistics.median(res['wall']) * 1e3:6.0f} wall, "
-            f"{statistics.median(res['cpu']) * 1e3:.0f} CPU"
-        )
+    label = "" if standin == "none" else f" [{STANDIN_LABELS[standin]}]"
+    print_training_comparison(results, ratio_note=label)
     if "fairchem" in results:
         fc = results["fairchem"]
         print(
             f"  fairchem fitted {fc['fitted_scale_factors']} scale factors; torch_scatter "
             f"{fc['torch_scatter']}, torch_sparse {fc['torch_sparse']}"
-        )
-    if len(results) == 2:
-        last = str(steps[-1])
-        ratio = results["ours"]["val_loss"][last] / results["fairchem"]["val_loss"][last]
-        print(
-            f"  final validation loss ours/fairchem: {ratio:.3f} "
-            f"(issue 13's target: within 5 %, i.e. <= 1.05)"
-            + ("" if standin == "none" else f" [{STANDIN_LABELS[standin]}]"),
-            flush=True,
         )
 
 

@@ -29,7 +29,6 @@ compiled extensions.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 import time
@@ -37,8 +36,8 @@ import types
 
 import torch
 
-RESULT_TAG = "RESULT "
-
+# this file's folder is on sys.path when it runs as a script (in either venv)
+from bench_fairchem import RESULT_TAG, step_loss, time_steps, train_schedule_free
 
 # ----------------------------------------------------------------------------- stand-in
 
@@ -300,85 +299,22 @@ def count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def eq1_loss(energy: torch.Tensor, forces: torch.Tensor, b: dict) -> torch.Tensor:
-    """Eq. 1 on normalised targets: per-atom energy MAE + per-molecule mean force L2 norm."""
-    n = b["n_atoms"].to(forces.dtype)  # [M]
-    energy_term = ((energy.to(forces.dtype) - b["energy"]).abs() / n).mean()
-    force_norm = (forces - b["forces"]).norm(dim=1)  # [A]
-    per_molecule = torch.zeros_like(n).index_add_(0, b["batch"], force_norm) / n
-    return energy_term + per_molecule.mean()
-
-
-def time_steps(model, forward, batch: dict, repeats: int) -> dict:
-    """Wall and process CPU seconds of forward + ``mean|E| + mean|F|`` + backward."""
-    wall, cpu = [], []
-    model.train()
-    for i in range(repeats + 1):
-        t0, c0 = time.perf_counter(), time.process_time()
-        energy, forces = forward(batch)
-        loss = energy.abs().mean() + forces.norm(dim=1).mean()
-        loss.backward()
-        t1, c1 = time.perf_counter(), time.process_time()
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"non-finite loss {float(loss)} in step {i}")
-        if i > 0:  # the first is warm-up
-            wall.append(t1 - t0)
-            cpu.append(c1 - c0)
-        del loss, energy, forces
-        model.zero_grad(set_to_none=True)
-        gc.collect()
-    return {"wall": wall, "cpu": cpu}
-
-
 def train(model, forward, fit, data: dict, s: dict) -> dict:
-    """Scale factors on the first batch, then schedule-free AdamW on the saved batches."""
-    import schedulefree
-
-    train_batches, val = data["train"], data["val"]
+    """Scale factors on the first batch, then the eSEN comparison's training loop."""
     t0 = time.process_time()
-    fit(train_batches[0])
+    fit(data["train"][0])
     fit_cpu = time.process_time() - t0
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = schedulefree.AdamWScheduleFree(
-        params, lr=s["lr"], warmup_steps=s["warmup_steps"], weight_decay=0.0
+    res = train_schedule_free(
+        model,
+        forward,
+        data,
+        lr=s["lr"],
+        warmup_steps=s["warmup_steps"],
+        eval_every=s["eval_every"],
+        params=[p for p in model.parameters() if p.requires_grad],
+        log=True,
     )
-    curve, train_curve, wall, cpu = {}, {}, [], []
-
-    def validate(step: int) -> None:
-        optimizer.eval()
-        model.eval()
-        with torch.no_grad():
-            total = sum(float(eq1_loss(*forward(v), v)) * int(v["n_atoms"].numel()) for v in val)
-        curve[step] = total / sum(int(v["n_atoms"].numel()) for v in val)
-        optimizer.train()
-        model.train()
-
-    model.train()
-    optimizer.train()
-    running = []
-    for step, batch in enumerate(train_batches, start=1):
-        t0, c0 = time.perf_counter(), time.process_time()
-        optimizer.zero_grad(set_to_none=True)
-        loss = eq1_loss(*forward(batch), batch)
-        loss.backward()
-        optimizer.step()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"non-finite training loss {float(loss)} at step {step}")
-        running.append(float(loss))
-        if step % s["eval_every"] == 0 or step == len(train_batches):
-            validate(step)
-            train_curve[step] = sum(running) / len(running)
-            running = []
-            print(f"step {step}: val {curve[step]:.4f}", file=sys.stderr, flush=True)
-    return {
-        "val_loss": curve,
-        "train_loss": train_curve,
-        "wall": wall,
-        "cpu": cpu,
-        "fit_cpu": fit_cpu,
-    }
+    return res | {"fit_cpu": fit_cpu}
 
 
 def main() -> None:
@@ -393,7 +329,10 @@ def main() -> None:
     model, forward, fit = (_ours if args.side == "ours" else _fairchem)(s)
     result = {"params": count(model), "width": s["width"]}
     if args.task == "time":
-        result |= time_steps(model, forward, torch.load(args.data), s["repeats"])
+        batch = torch.load(args.data)
+        model.train()
+        wall, cpu = time_steps(model, lambda: step_loss(*forward(batch)), s["repeats"])
+        result |= {"wall": wall, "cpu": cpu}
     elif args.task == "train":
         result |= train(model, forward, fit, torch.load(args.data), s)
         result["fitted_scale_factors"] = s.get("fitted")
