@@ -72,10 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(used.value_counts().unstack(fill_value=0).to_string() + "\n")
     ident = (
         pd.DataFrame(rows)
-        .groupby(["layout", "unit"], sort=False)[["identified_eq5", "identified_eq7"]]
+        .groupby(["layout", "unit"], sort=False)[
+            ["identified_eq5", "identified_eq7", "boot_failed_fraction"]
+        ]
         .mean()
     )
-    sys.stdout.write("\nfraction identified:\n" + ident.round(3).to_string() + "\n")
+    sys.stdout.write(
+        "\nfraction identified (and mean fraction of failed eq. 5 resamples):\n"
+        + ident.round(3).to_string()
+        + "\n"
+    )
     return 0
 
 

@@ -14,7 +14,7 @@ from pipeline.scaling.identify import (
     identify_eq7,
     identify_sum_law,
 )
-from pipeline.scaling.synthetic import write_synthetic_runs
+from pipeline.scaling.synthetic import write_synthetic_runs, write_synthetic_study
 from pipeline.scaling.tables import allocation, gamma_ordering
 
 
@@ -40,6 +40,32 @@ def test_eq7_inherits_eq5_verdict():
     e7 = {"gamma_c": 0.26, "ci": {"gamma_c": [0.2, 0.3]}, "n_samples": 100}
     v = identify_eq7(e7, s5)
     assert not v["identified"] and v["not_identified_reason"].startswith("eq. 5 not identified")
+
+
+def test_more_than_2_5_percent_failed_resamples_is_not_identified():
+    ok = {"alpha": 0.4, "beta": 0.3, "ci": {"alpha": [0.3, 0.5], "beta": [0.2, 0.4]},
+          "n_boot": 200}  # fmt: skip
+    assert identify_sum_law({**ok, "n_boot_failed": 5})["identified"]
+    v = identify_sum_law({**ok, "n_boot_failed": 6})
+    assert not v["identified"] and "6 of 200 bootstrap fits failed" in v["not_identified_reason"]
+
+
+def test_three_passes_are_too_few_to_resample(tmp_path):
+    """One in nine run resamples of three passes draws a single width and fails."""
+    verdicts = {}
+    for n_params in ((2e4, 2e5, 2e6), (2e4, 6e4, 2e5, 6e5, 2e6, 6e6)):
+        dirs = write_synthetic_study(
+            tmp_path / str(len(n_params)), n_params=n_params, fractions=(0.25, 0.5, 1.0),
+            random_state=3,
+        )  # fmt: skip
+        fit = fit_arch(load_curves(dirs), 2.0, n_boot=100, seed=0, full_top_k=20,
+                       compute="measured", flops="total", extrapolation=False)  # fmt: skip
+        s5 = fit["eq5_" + fit["eq5_used"]]
+        verdicts[len(n_params)] = (s5["n_boot_failed"], s5["not_identified_reason"])
+    failed, reason = verdicts[3]
+    assert failed > 5 and "bootstrap fits failed" in reason
+    failed, reason = verdicts[6]
+    assert failed == 0 and "failed" not in (reason or "")
 
 
 def test_describe_estimate():

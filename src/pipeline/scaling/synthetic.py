@@ -254,11 +254,26 @@ def _write_run(folder: Path, atoms: np.ndarray, loss: np.ndarray, meta: dict) ->
 #: truth of the simulation study: both terms of eq. (5) matter on the default ladder; E = 0
 #: (eq. 7 has L_inf = 0; E > 0 is not identified by one decade of D, see the README)
 COVERAGE_TRUTH = {"E": 0.0, "A": 40.0, "B": 91.0, "alpha": 0.40, "beta": 0.35}
-#: the simulation study's layouts: (write_synthetic_study layout, seeds)
+#: the simulation study's layouts: (write_synthetic_study layout, seeds, design keywords)
 COVERAGE_LAYOUTS = {
-    "shared": ("shared", (0,)),
-    "separate": ("separate", (0,)),
-    "shared_2seeds": ("shared", (0, 1)),
+    "shared": ("shared", (0,), {}),
+    "separate": ("separate", (0,), {}),
+    "shared_2seeds": ("shared", (0, 1), {}),
+    # the default study's small designs: three rungs (eSEN, GemNet-OC before this
+    # version) against six, each on three fractions spanning 4x in D
+    "shared_3widths": (
+        "shared",
+        (0,),
+        {"n_params": (20_000, 200_000, 2_000_000), "fractions": (0.25, 0.5, 1.0)},
+    ),
+    "shared_6widths": (
+        "shared",
+        (0,),
+        {
+            "n_params": (20_000, 60_000, 200_000, 600_000, 2_000_000, 6_000_000),
+            "fractions": (0.25, 0.5, 1.0),
+        },
+    ),
 }
 
 
@@ -305,10 +320,10 @@ def coverage_replicate(
     from pipeline.scaling.frontier import load_curves
 
     t = {**COVERAGE_TRUTH, **(truth or {})}
-    kind, seeds = COVERAGE_LAYOUTS[layout]
+    kind, seeds, design = COVERAGE_LAYOUTS[layout]
     folder = Path(root) / f"{layout}_{random_state}"
     dirs = write_synthetic_study(
-        folder, layout=kind, seeds=seeds, random_state=random_state, **t, **study
+        folder, layout=kind, seeds=seeds, random_state=random_state, **t, **{**design, **study}
     )
     curves = load_curves(dirs)
     gamma_c = t["alpha"] * t["beta"] / (t["alpha"] + t["beta"])
@@ -321,7 +336,8 @@ def coverage_replicate(
         s = fit["eq5_free"] if fit["eq5_used"] == "free" else fit["eq5_e_zero"]
         row = {"layout": layout, "unit": unit, "replicate": random_state,
                "eq5_used": fit["eq5_used"], "identified_eq7": fit["eq7"]["identified"],
-               "identified_eq5": s["identified"]}  # fmt: skip
+               "identified_eq5": s["identified"],
+               "boot_failed_fraction": s["n_boot_failed"] / max(s["n_boot"] or 1, 1)}  # fmt: skip
         for name, src, key, true in (
             ("alpha", s, "alpha", t["alpha"]),
             ("beta", s, "beta", t["beta"]),
