@@ -18,6 +18,8 @@ from pipeline.scaling.frontier import (
 from pipeline.scaling.synthetic import (
     coverage_replicate,
     coverage_table,
+    study_design,
+    study_truth,
     write_synthetic_runs,
     write_synthetic_study,
 )
@@ -147,3 +149,29 @@ def test_run_bootstrap_covers_where_point_bootstrap_is_too_narrow(tmp_path):
     assert (
         table.loc[("run", "alpha"), "median_width"] > table.loc[("point", "alpha"), "median_width"]
     )
+
+
+@pytest.mark.parametrize("layout", ["shared", "separate"])
+def test_study_design_reads_back_the_design_a_study_was_written_with(tmp_path, layout):
+    design = {"n_params": [1000, 5000, 30000], "fractions": [0.25, 0.5, 1.0],
+              "seeds": [0, 3], "seed_widths": [1000, 30000], "layout": layout,
+              "d_max": 4e5, "n_evals": 9}  # fmt: skip
+    dirs = write_synthetic_study(tmp_path, **design)
+    got = study_design(load_curves(dirs))
+    assert {k: got[k] for k in ("n_params", "fractions", "seeds", "seed_widths", "layout")} == {
+        k: design[k] for k in ("n_params", "fractions", "seeds", "seed_widths", "layout")
+    }
+    assert got["d_max"] == pytest.approx(4e5, rel=1e-5)
+    one_seed = study_design(load_curves([d for d in dirs if d.name == "seed0"]))
+    assert one_seed["seeds"] == [0] and one_seed["seed_widths"] is None
+
+
+def test_study_truth_takes_table_1s_fit_and_the_measured_noise():
+    s5 = {"E": 0.0, "A": 80.0, "B": 30.0, "alpha": 0.6, "beta": 0.3, "rss_log": 0.04,
+          "n_points": 25}  # fmt: skip
+    fit = {"eq5_used": "e_zero", "eq5_e_zero": s5, "eq5_free": {**s5, "alpha": 9.0},
+           "seed_spread": {"sd_log": None}}  # fmt: skip
+    truth = study_truth(fit)
+    assert truth["alpha"] == 0.6 and truth["run_offset"] == pytest.approx(0.04)  # rms log
+    fit["seed_spread"] = {"sd_log": 0.02}
+    assert study_truth(fit)["run_offset"] == 0.02

@@ -15,6 +15,7 @@ copy of the FLOPs one, as in the paper.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -295,7 +296,8 @@ def coverage_replicate(
     root : path
         Scratch folder (the study is written to ``root/{layout}_{random_state}``).
     layout : str
-        A key of :data:`COVERAGE_LAYOUTS`.
+        A key of :data:`COVERAGE_LAYOUTS`; ``study`` may replace its seeds and ladder
+        (e.g. with :func:`study_design`'s, "shared" or "separate" naming the passes).
     units : sequence of str
         Bootstrap units to compare (``"run"``, ``"point"``, ``"run_point"``).
     random_state : int
@@ -321,10 +323,9 @@ def coverage_replicate(
 
     t = {**COVERAGE_TRUTH, **(truth or {})}
     kind, seeds, design = COVERAGE_LAYOUTS[layout]
+    design = {"layout": kind, "seeds": seeds, **design, **study}
     folder = Path(root) / f"{layout}_{random_state}"
-    dirs = write_synthetic_study(
-        folder, layout=kind, seeds=seeds, random_state=random_state, **t, **{**design, **study}
-    )
+    dirs = write_synthetic_study(folder, random_state=random_state, **t, **design)
     curves = load_curves(dirs)
     gamma_c = t["alpha"] * t["beta"] / (t["alpha"] + t["beta"])
     rows = []
@@ -349,6 +350,49 @@ def coverage_replicate(
             row.update({name: src[key], f"{name}_lo": lo, f"{name}_hi": hi, f"{name}_true": true})
         rows.append(row)
     return rows
+
+
+def study_design(curves: pd.DataFrame) -> dict:
+    """The design of a measured study, as keywords of :func:`write_synthetic_study`.
+
+    ``curves`` is one family's :func:`pipeline.scaling.load_curves` (base variant):
+    its ladder (parameter counts), fractions, seeds and the rungs the later seeds
+    replicate, whether the fractions share a pass, the atoms of a whole pass over the
+    largest fraction (``d_max``, repeats included) and the evaluations per curve.
+    """
+    ends = curves.groupby(["n_params", "fraction", "seed"])["atoms_seen"].max()
+    seeds = sorted(int(x) for x in curves["seed"].unique())
+    later = curves.loc[curves["seed"] != seeds[0], "n_params"]
+    fracs = sorted(float(r) for r in curves["fraction"].unique())
+    cells = len(ends)
+    evals = curves.groupby("run_id").size()
+    return {
+        "n_params": sorted(int(n) for n in curves["n_params"].unique()),
+        "fractions": fracs,
+        "seeds": seeds,
+        "seed_widths": sorted(int(n) for n in later.unique()) if len(seeds) > 1 else None,
+        "layout": "shared" if curves["run_id"].nunique() < cells else "separate",
+        "d_max": float(ends.xs(fracs[-1], level="fraction").median() / fracs[-1]),
+        "n_evals": int(evals.max()),
+    }
+
+
+def study_truth(fit: dict, ar_sigma: float = 0.01) -> dict:
+    """Eq. (5) truth and noise of a simulation at a fitted study's own estimates.
+
+    The truth is the fit Table 1 uses (``eq5_used``); the per-pass offset is the
+    measured seed spread where seeds are replicated, else eq. 5's rms log residual
+    (which also holds the law's misfit, so it overstates the noise); ``ar_sigma`` is
+    the noise along a curve, not measured here.
+    """
+    s5 = fit["eq5_" + fit["eq5_used"]]
+    spread = (fit.get("seed_spread") or {}).get("sd_log")
+    rms = math.sqrt(s5["rss_log"] / s5["n_points"])
+    return {
+        **{k: float(s5[k]) for k in ("E", "A", "B", "alpha", "beta")},
+        "run_offset": float(spread) if spread else rms,
+        "ar_sigma": ar_sigma,
+    }
 
 
 def coverage_table(rows: Sequence[dict]) -> pd.DataFrame:
