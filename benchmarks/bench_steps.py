@@ -258,10 +258,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.argv[1:] if argv is None else argv
     )
     start = time.perf_counter()
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    # other work on the machine slows both sides of a ratio alike, not absolute times
+    busy = "loaded machine" if load > 0.5 else "idle machine"
     print(
         f"{command.strip()}\n1 thread, torch {torch.__version__}, load average "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared loaded machine: "
-        f"compare ratios, not absolute times)",
+        f"{load:.1f} on {cores} cores ({busy}: compare ratios, not absolute times)",
         flush=True,
     )
     rows = []
