@@ -22,13 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline.scaling.frontier import load_curves
-from pipeline.scaling.synthetic import coverage_replicate, study_design, study_truth
+from pipeline.scaling.synthetic import (
+    coverage_replicate,
+    coverage_table,
+    study_design,
+    study_truth,
+)
 
 PARAMS = ("alpha", "beta", "gamma_c", "gamma_eq4")
+COLUMNS = ["coverage", "median_width", "median_bias", "identified", "coverage_if_identified"]
 
 
 def family_rows(results: Path, arch: str, args) -> tuple[list[dict], dict, dict]:
@@ -47,25 +52,6 @@ def family_rows(results: Path, arch: str, args) -> tuple[list[dict], dict, dict]
                 **{k: v for k, v in design.items() if k != "layout"},
             )  # fmt: skip
     return rows, design, {**truth, **noise}
-
-
-def summarise(rows: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame(rows)
-    out = {}
-    for p in PARAMS:
-        lo, hi, true = (df[f"{p}{s}"].astype(float) for s in ("_lo", "_hi", "_true"))
-        inside = (lo <= true) & (true <= hi)
-        ident = df["identified_eq7" if p != "beta" else "identified_eq5"].astype(bool)
-        if p == "gamma_eq4":
-            ident = pd.Series(True, index=df.index)
-        out[p] = {
-            "coverage": inside.mean(),
-            "median_width": float(np.nanmedian(hi - lo)),
-            "median_bias": float(np.nanmedian(df[p].astype(float) - true)),
-            "identified": ident.mean(),
-            "coverage_if_identified": inside[ident].mean() if ident.any() else np.nan,
-        }
-    return pd.DataFrame(out).T
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{design['seeds']} (later seeds at N {design['seed_widths']}), "
             f"{design['layout']} passes, {design['d_max']:.4g} atoms per whole pass\n"
         )
-        sys.stdout.write(summarise(rows).round(3).to_string() + "\n")
+        table = coverage_table(rows).set_index("param").loc[list(PARAMS), COLUMNS]
+        sys.stdout.write(table.round(3).to_string() + "\n")
     if args.csv:
         pd.DataFrame(all_rows).to_csv(args.csv, index=False)
     sys.stdout.write(

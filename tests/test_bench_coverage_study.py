@@ -29,6 +29,7 @@ def test_bench_coverage_study_prints_the_design_truth_and_coverage(tmp_path, cap
     out = capsys.readouterr().out
     assert "design: 6 widths (N 20000-6000000), fractions [0.25, 0.5, 1.0]" in out
     assert "shared passes" in out and "truth (Table 1's eq. 5 fit)" in out
+    assert "identified  coverage_if_identified" in out  # coverage_table's identification columns
     rows = [line.split() for line in out.splitlines() if line.startswith(("alpha", "gamma_c"))]
     assert [r[0] for r in rows] == ["alpha", "gamma_c"]
     assert all(0.0 <= float(r[1]) <= 1.0 for r in rows)  # a coverage

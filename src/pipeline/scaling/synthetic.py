@@ -338,6 +338,7 @@ def coverage_replicate(
         row = {"layout": layout, "unit": unit, "replicate": random_state,
                "eq5_used": fit["eq5_used"], "identified_eq7": fit["eq7"]["identified"],
                "identified_eq5": s["identified"],
+               "identified_eq4": fit["eq4_flops"]["identified"],
                "boot_failed_fraction": s["n_boot_failed"] / max(s["n_boot"] or 1, 1)}  # fmt: skip
         for name, src, key, true in (
             ("alpha", s, "alpha", t["alpha"]),
@@ -395,6 +396,11 @@ def study_truth(fit: dict, ar_sigma: float = 0.01) -> dict:
     }
 
 
+#: the row column saying whether the law a parameter belongs to was identified
+IDENTIFIED_BY = {"alpha": "identified_eq5", "beta": "identified_eq5", "E": "identified_eq5",
+                 "gamma_c": "identified_eq7", "gamma_eq4": "identified_eq4"}  # fmt: skip
+
+
 def coverage_table(rows: Sequence[dict]) -> pd.DataFrame:
     """Coverage and median width of the 95 % intervals per (layout, unit, parameter).
 
@@ -402,19 +408,22 @@ def coverage_table(rows: Sequence[dict]) -> pd.DataFrame:
     -------
     DataFrame
         ``layout, unit, param, coverage`` (fraction of replicates whose interval holds
-        the truth), ``median_width``, ``median_bias`` (estimate - truth), ``n``.
+        the truth), ``median_width``, ``median_bias`` (estimate - truth), ``n``,
+        ``identified`` (share of replicates whose law was identified: what Table 1
+        would print as a number) and ``coverage_if_identified`` (coverage among them);
+        both NaN for rows without the identification column.
     """
     df = pd.DataFrame(rows)
     out = []
-    params = ("alpha", "beta", "E", "gamma_c", "gamma_eq4")
     for (layout, unit), g in df.groupby(["layout", "unit"], sort=False):
-        for p in params:
+        for p, by in IDENTIFIED_BY.items():
             lo = g[f"{p}_lo"].astype(float).to_numpy()
             hi = g[f"{p}_hi"].astype(float).to_numpy()
             true = g[f"{p}_true"].astype(float).to_numpy()
             est = g[p].astype(float).to_numpy()
             ok = np.isfinite(lo) & np.isfinite(hi)
             inside = ok & (lo <= true) & (true <= hi)
+            ident = g[by].astype(bool).to_numpy() if by in g else None
             out.append(
                 {
                     "layout": layout, "unit": unit, "param": p,
@@ -422,6 +431,9 @@ def coverage_table(rows: Sequence[dict]) -> pd.DataFrame:
                     "median_width": float(np.median(hi[ok] - lo[ok])) if ok.any() else np.nan,
                     "median_bias": float(np.median(est - true)),
                     "n": int(len(g)),
+                    "identified": float(ident.mean()) if ident is not None else np.nan,
+                    "coverage_if_identified": float(inside[ident].mean())
+                    if ident is not None and ident.any() else np.nan,
                 }
             )  # fmt: skip
     return pd.DataFrame(out)
