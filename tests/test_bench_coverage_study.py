@@ -34,3 +34,23 @@ def test_bench_coverage_study_prints_the_design_truth_and_coverage(tmp_path, cap
     assert [r[0] for r in rows] == ["alpha", "gamma_c"]
     assert all(0.0 <= float(r[1]) <= 1.0 for r in rows)  # a coverage
     assert len(csv.read_text().splitlines()) == 3
+
+
+def test_bench_coverage_summarises_rows_of_halves_run_apart(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_coverage
+
+    halves = []
+    for first in (0, 1):
+        halves.append(tmp_path / f"half{first}.csv")
+        bench_coverage.main(
+            ["--replicates", "1", "--first-replicate", str(first), "--layouts", "shared_3widths",
+             "--units", "run", "--n-boot", "10", "--csv", str(halves[-1])]
+        )  # fmt: skip
+    capsys.readouterr()
+    bench_coverage.main(["--rows", *map(str, halves)])
+    out = capsys.readouterr().out
+    assert out.startswith("2 replicates x 1 layouts x 1 units, rows of")
+    # eq. 4 against gamma_c and against the design's noise-free frontier slope
+    assert "gamma_eq4_design" in out and "gamma_eq4_bc" in out
+    assert "the discrete ladder's bias" in out and "shared_3widths" in out

@@ -18,6 +18,7 @@ from pipeline.scaling.frontier import (
 from pipeline.scaling.synthetic import (
     coverage_replicate,
     coverage_table,
+    design_frontier_slope,
     study_design,
     study_truth,
     write_synthetic_runs,
@@ -149,6 +150,59 @@ def test_run_bootstrap_covers_where_point_bootstrap_is_too_narrow(tmp_path):
     assert (
         table.loc[("run", "alpha"), "median_width"] > table.loc[("point", "alpha"), "median_width"]
     )
+
+
+# the default study's MC-EGNN design and fitted law (five rungs, a second seed at two)
+EGNN_DESIGN = {
+    "n_params": (834, 1951, 5863, 14069, 43974),
+    "fractions": (0.25, 0.5, 1.0),
+    "seeds": (0, 1),
+    "seed_widths": (1951, 43974),
+    "d_max": 4e5,
+    "n_evals": 24,
+}
+EGNN_TRUTH = {"E": 0.0, "A": 2895.0, "B": 48.7, "alpha": 1.26, "beta": 0.376}
+
+
+def test_frontier_slope_of_a_discrete_ladder_approaches_gamma_c_as_the_ladder_fills(tmp_path):
+    t = {"E": 0.0, "A": 40.0, "B": 91.0, "alpha": 0.40, "beta": 0.35}
+    gamma_c = 0.4 * 0.35 / 0.75
+    common = {"layout": "shared", "fractions": (0.25, 0.5, 1.0), "d_max": 5e7, "n_evals": 40}
+    sparse = design_frontier_slope(tmp_path / "sparse", t, {**common, "n_params": (2e4, 2e6)})
+    dense = design_frontier_slope(
+        tmp_path / "dense", t, {**common, "n_params": np.geomspace(2e4, 2e6, 9).round()}
+    )
+    assert abs(dense - gamma_c) < abs(sparse - gamma_c)
+    assert dense == pytest.approx(gamma_c, abs=0.01)
+    # with an irreducible loss the frontier bends: its slope is no longer gamma_c
+    bent = design_frontier_slope(
+        tmp_path / "bent", {**t, "E": 0.5}, {**common, "n_params": (2e4, 2e6)}
+    )
+    assert bent < gamma_c - 0.05
+
+
+def test_eq4_interval_covers_the_ladders_slope_which_sits_below_gamma_c(tmp_path):
+    """On the MC-EGNN's five rungs the frontier slope is below gamma_c even without noise.
+
+    Eq. 4's percentile interval covers that slope (what the frontier fit estimates);
+    its misses of gamma_c are the ladder's bias (the simulation study: 98 and 75 of
+    100). 6 replicates, fixed seeds.
+    """
+    gamma_c = EGNN_TRUTH["alpha"] * EGNN_TRUTH["beta"] / (EGNN_TRUTH["alpha"] + EGNN_TRUTH["beta"])
+    slope = design_frontier_slope(
+        tmp_path / "clean", EGNN_TRUTH, {"layout": "shared", **EGNN_DESIGN}
+    )
+    assert slope < gamma_c - 0.005
+    rows = []
+    for rep in range(6):
+        rows += coverage_replicate(
+            tmp_path, "shared", ["run"], rep, n_boot=60, full_top_k=20, truth=EGNN_TRUTH,
+            run_offset=0.022, **EGNN_DESIGN,
+        )  # fmt: skip
+    assert rows[0]["gamma_eq4_design_true"] == pytest.approx(slope)
+    cov = coverage_table(rows).set_index("param")["coverage"]
+    assert cov["gamma_eq4_design"] >= 5 / 6
+    assert cov["gamma_eq4"] < cov["gamma_eq4_design"]
 
 
 @pytest.mark.parametrize("layout", ["shared", "separate"])

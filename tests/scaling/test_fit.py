@@ -7,7 +7,13 @@ import pytest
 from scipy.optimize import minimize, minimize_scalar
 
 from pipeline.scaling import compute_optimal, fit_power_law, fit_sum_law
-from pipeline.scaling.fit import _huber, _SumLaw, optimal_allocation
+from pipeline.scaling.fit import (
+    _bias_corrected_ci,
+    _huber,
+    _percentile_ci,
+    _SumLaw,
+    optimal_allocation,
+)
 
 # (F, gamma): the paper's Table 1 range and a steeper law
 POWER_TRUTHS = [(0.93, 0.14), (0.78, 0.17), (0.49, 0.255), (0.70, 0.40), (2.0, 0.8)]
@@ -57,6 +63,29 @@ def test_power_law_interval_coverage_is_near_nominal():
         lo, hi = fit_power_law(c, loss, n_boot=200, seed=rep)["ci"]["gamma"]
         hits += lo <= 0.4 <= hi
     assert hits >= 24
+
+
+def test_bias_corrected_interval_undoes_a_median_bias_of_the_resamples():
+    """BC on a normal bootstrap shifted by b from the estimate is estimate - b +- 1.96 sd."""
+    z = np.random.default_rng(0).standard_normal(200_000)
+    centred = 0.3 + 0.1 * z
+    np.testing.assert_allclose(_bias_corrected_ci(centred, 0.3), _percentile_ci(centred), atol=2e-3)
+    shifted = 0.3 - 0.05 + 0.1 * z  # resamples fall below the estimate by 0.05
+    np.testing.assert_allclose(
+        _bias_corrected_ci(shifted, 0.3), [0.35 - 0.196, 0.35 + 0.196], atol=3e-3
+    )
+    # every resample on one side: still a finite interval within the resamples
+    lo, hi = _bias_corrected_ci(np.linspace(0.1, 0.2, 50), 0.5)
+    assert 0.1 <= lo <= hi <= 0.2
+    assert np.isnan(_bias_corrected_ci(np.empty(0), 0.3)).all()
+
+
+def test_eq4_reports_the_percentile_and_the_bias_corrected_interval():
+    c, loss = _power_data(0.7, 0.4, seed=3)
+    r = fit_power_law(c, loss, n_boot=100, seed=0, return_samples=True)
+    s = np.asarray(r["samples"]["gamma"])
+    assert r["ci"]["gamma"] == _percentile_ci(s)
+    assert r["ci_bias_corrected"]["gamma"] == _bias_corrected_ci(s, r["gamma"])
 
 
 def test_power_law_is_robust_to_an_outlier():
