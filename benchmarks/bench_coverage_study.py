@@ -8,7 +8,8 @@ log residual), sends each through the fit stage with the study's settings, and p
 coverage and median width of the 95 % intervals of alpha, beta, eq. 7 gamma_c and
 eq. 4 gamma (against the true gamma_c, and against the frontier slope of the same
 design without noise), the share of replicates identified, and
-coverage among the identified ones (what Table 1 would print).
+coverage among the identified ones (what Table 1 would print). ``--design`` asks the
+same of a changed design (more seeds, other rungs) before training it.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_coverage_study.py --results results \\
         --archs mpnn egnn --replicates 20
@@ -48,7 +49,7 @@ COLUMNS = ["coverage", "median_width", "median_bias", "identified", "coverage_if
 def family_rows(results: Path, arch: str, args) -> tuple[list[dict], dict, dict]:
     fit = json.loads((results / "fits" / f"{arch}.json").read_text())
     dirs = sorted(p.parent for p in (results / "runs" / arch).glob("*/*/seed*/meta.json"))
-    design = study_design(load_curves(dirs))
+    design = {**study_design(load_curves(dirs)), **json.loads(args.design)}
     truth = study_truth(fit, ar_sigma=args.ar_sigma)
     noise = {k: truth.pop(k) for k in ("run_offset", "ar_sigma")}
     rows = []
@@ -73,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-top-k", type=int, default=40)
     parser.add_argument("--ar-sigma", type=float, default=0.01, help="noise along a curve")
     parser.add_argument("--ar-rho", type=float, default=0.8)
+    parser.add_argument(
+        "--design", default="{}",
+        help='JSON replacing parts of the measured design, e.g. \'{"seed_widths": null}\' '
+        "(a second seed at every rung): what would a changed study give?",
+    )  # fmt: skip
     parser.add_argument("--csv", help="also write the per-replicate rows here")
     args = parser.parse_args(argv)
     pd.set_option("display.width", 200)

@@ -34,6 +34,13 @@ def test_bench_coverage_study_prints_the_design_truth_and_coverage(tmp_path, cap
     assert [r[0] for r in rows] == ["alpha", "gamma_c"]
     assert all(0.0 <= float(r[1]) <= 1.0 for r in rows)  # a coverage
     assert len(csv.read_text().splitlines()) == 3
+    # the same study with a second seed at every rung, before training it
+    bench_coverage_study.main(
+        ["--results", str(results), "--archs", "fam", "--replicates", "1", "--n-boot", "10",
+         "--full-top-k", "10", "--design", '{"seeds": [0, 1], "seed_widths": null}']
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "seeds [0, 1] (later seeds at N None)" in out
 
 
 def test_bench_coverage_summarises_rows_of_halves_run_apart(tmp_path, capsys, monkeypatch):
