@@ -227,5 +227,8 @@ def test_study_truth_takes_table_1s_fit_and_the_measured_noise():
            "seed_spread": {"sd_log": None}}  # fmt: skip
     truth = study_truth(fit)
     assert truth["alpha"] == 0.6 and truth["run_offset"] == pytest.approx(0.04)  # rms log
+    # the larger of seed spread and residual: the residual holds the law's misfit too
     fit["seed_spread"] = {"sd_log": 0.02}
-    assert study_truth(fit)["run_offset"] == 0.02
+    assert study_truth(fit)["run_offset"] == pytest.approx(0.04)
+    fit["seed_spread"] = {"sd_log": 0.07}
+    assert study_truth(fit)["run_offset"] == 0.07
