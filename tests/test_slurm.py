@@ -102,6 +102,8 @@ def _study_config(
     arch["resources"] = {"runtime": runtime, "mem_mb": 1000}
     arch["train"] = {}  # the demo's per-arch passes would override the test's train section
     arch.pop("fractions", None)  # and the demo's per-arch fractions the study's [1.0]
+    arch.pop("seeds", None)  # one seed: the demo's second seeds name widths not here
+    arch.pop("seed_widths", None)
     config["archs"] = {ARCH: arch}
     # the demo's experiments name families this study leaves out
     config["variants"] = variants or {}
