@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     bias = table.pivot_table(index=["layout", "unit"], columns="param", values="median_bias",
                              sort=False)  # fmt: skip
     sys.stdout.write(bias.round(4).to_string() + "\n")
-    slopes = pd.DataFrame(rows).groupby("layout", sort=False)["gamma_eq4_design_true"].first()
+    df = pd.DataFrame(rows)
+    slopes = df.groupby("layout", sort=False)["gamma_eq4_design_true"].first()
     sys.stdout.write(
         "\neq. 4 frontier slope of each design without noise (gamma_eq4_design's truth; "
         "minus gamma_c: the discrete ladder's bias):\n"
@@ -100,16 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         .to_string()
         + "\n"
     )
-    used = pd.DataFrame(rows).groupby(["layout", "unit"], sort=False)["eq5_used"]
+    used = df.groupby(["layout", "unit"], sort=False)["eq5_used"]
     sys.stdout.write("\neq. 5 fit chosen by e_mode auto:\n")
     sys.stdout.write(used.value_counts().unstack(fill_value=0).to_string() + "\n")
-    ident = (
-        pd.DataFrame(rows)
-        .groupby(["layout", "unit"], sort=False)[
-            ["identified_eq5", "identified_eq7", "boot_failed_fraction"]
-        ]
-        .mean()
-    )
+    ident = df.groupby(["layout", "unit"], sort=False)[
+        ["identified_eq5", "identified_eq7", "boot_failed_fraction"]
+    ].mean()
     sys.stdout.write(
         "\nfraction identified (and mean fraction of failed eq. 5 resamples):\n"
         + ident.round(3).to_string()

@@ -278,6 +278,9 @@ COVERAGE_LAYOUTS = {
 }
 
 
+_DESIGN_SLOPES: dict[str, float] = {}  # design_frontier_slope per (truth, design)
+
+
 def coverage_replicate(
     root: str | Path,
     layout: str,
@@ -332,7 +335,11 @@ def coverage_replicate(
     dirs = write_synthetic_study(folder, random_state=random_state, **t, **design)
     curves = load_curves(dirs)
     gamma_c = t["alpha"] * t["beta"] / (t["alpha"] + t["beta"])
-    slope = design_frontier_slope(folder / "noise_free", t, design)
+    # one noise-free study per design, not per replicate: the slope does not depend on it
+    key = json.dumps([t, design], sort_keys=True, default=float)
+    if key not in _DESIGN_SLOPES:
+        _DESIGN_SLOPES[key] = design_frontier_slope(folder / "noise_free", t, design)
+    slope = _DESIGN_SLOPES[key]
     rows = []
     for unit in units:
         fit = fit_arch(
