@@ -27,6 +27,7 @@ import time
 
 import pandas as pd
 
+from pipeline.scaling.identify import JACKKNIFE_MAX_SHIFT
 from pipeline.scaling.synthetic import COVERAGE_LAYOUTS, coverage_replicate, coverage_table
 
 
@@ -105,11 +106,27 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write("\neq. 5 fit chosen by e_mode auto:\n")
     sys.stdout.write(used.value_counts().unstack(fill_value=0).to_string() + "\n")
     ident = df.groupby(["layout", "unit"], sort=False)[
-        ["identified_eq5", "identified_eq7", "boot_failed_fraction"]
+        ["identified_eq5", "identified_eq7", "one_rung", "boot_failed_fraction"]
     ].mean()
     sys.stdout.write(
-        "\nfraction identified (and mean fraction of failed eq. 5 resamples):\n"
-        + ident.round(3).to_string()
+        "\nfraction identified, fraction failing test 6 (one rung makes the law), and mean "
+        "fraction of failed eq. 5 resamples:\n" + ident.round(3).to_string() + "\n"
+    )
+    shift_cols = [c for c in df.columns if c.startswith("rung_shift_")]
+    shifts = df.groupby(["layout", "unit"], sort=False)[shift_cols]
+    sys.stdout.write(
+        "\nlargest move with one rung left out, in interval half-widths (test 6 fails "
+        f"above {JACKKNIFE_MAX_SHIFT:g}): median / 90th percentile / share above\n"
+        + pd.concat(
+            {
+                "median": shifts.median(),
+                "q90": shifts.quantile(0.9),
+                "share_above": shifts.agg(lambda v: float((v > JACKKNIFE_MAX_SHIFT).mean())),
+            },
+            axis=1,
+        )
+        .round(2)
+        .to_string()
         + "\n"
     )
     return 0

@@ -8,13 +8,20 @@ import pytest
 
 from pipeline.scaling import describe_estimate, fit_arch, fit_options, load_curves, table1, table7
 from pipeline.scaling.identify import (
+    JACKKNIFE_MAX_SHIFT,
     MAX_REL_WIDTH,
     choose_e_mode,
     exponent_problem,
     identify_eq7,
     identify_sum_law,
+    jackknife_problem,
+    max_rung_shift,
 )
-from pipeline.scaling.synthetic import write_synthetic_runs, write_synthetic_study
+from pipeline.scaling.synthetic import (
+    COVERAGE_LAYOUTS,
+    write_synthetic_runs,
+    write_synthetic_study,
+)
 from pipeline.scaling.tables import allocation, gamma_ordering
 
 
@@ -220,3 +227,54 @@ def test_gamma_ordering_reports_order_separation_and_the_papers_order():
     reversed_table = _gamma_rows({"mpnn": (0.5, 0.45, 0.55), "esen": (0.2, 0.1, 0.3)})
     row = gamma_ordering(reversed_table).iloc[0]
     assert (row["lower"], row["higher"], row["paper_order"]) == ("esen", "mpnn", "reversed")
+
+
+def _fit_used(dirs) -> tuple[dict, dict]:
+    fit = fit_arch(load_curves(dirs), 2.0, n_boot=100, seed=0, full_top_k=20,
+                   compute="measured", flops="total", extrapolation=False)  # fmt: skip
+    return fit["eq5_" + fit["eq5_used"]], fit["eq7"]
+
+
+def test_a_law_that_one_rung_makes_is_not_identified(tmp_path):
+    """Test 6: refitted without each rung, a law stays in its interval; a cliff does not."""
+    kind, seeds, design = COVERAGE_LAYOUTS["separate_2seeds_cliff"]  # the smallest N x 1.4
+    law = {**design, "breakdown": None}
+    law = write_synthetic_study(tmp_path / "law", layout=kind, seeds=seeds, **law, random_state=2)
+    cliff = write_synthetic_study(tmp_path / "cliff", layout=kind, seeds=seeds, **design,
+                                  random_state=2)  # fmt: skip
+
+    s5, eq7 = _fit_used(law)
+    jk = s5["rung_jackknife"]
+    assert jk["checked"] and jk["n_rungs"] == 5 and len(jk["rungs"]) == 5
+    assert s5["identified"] and eq7["identified"], s5["not_identified_reason"]
+    shifts = [max_rung_shift(jk, p, s5[p], s5["ci"][p]) for p in ("alpha", "beta")]
+    assert max(shifts) <= JACKKNIFE_MAX_SHIFT
+
+    s5, eq7 = _fit_used(cliff)
+    assert not s5["identified"]
+    assert "without it): without width 20000 (N = 20,000) alpha" in s5["not_identified_reason"]
+    assert not eq7["identified"] and "one rung makes the law" in eq7["not_identified_reason"]
+    without_cliff = next(r for r in s5["rung_jackknife"]["rungs"] if r["n_params"] == 20000)
+    assert abs(without_cliff["alpha"] - 0.40) < abs(s5["alpha"] - 0.40)  # the truth is 0.40
+
+
+def test_jackknife_problem_both_sides_and_too_few_rungs():
+    fit = {"alpha": 0.4, "beta": 0.3}
+    ci = {"alpha": [0.3, 0.5], "beta": [0.2, 0.4]}  # half-widths 0.1
+    rungs = [{"width": 2.0, "n_params": 1000, "alpha": 0.45, "beta": 0.3},
+             {"width": 4.0, "n_params": 3000, "alpha": 0.52, "beta": 0.25}]  # fmt: skip
+    jk = {"checked": True, "rungs": rungs}
+    # 0.52 lies outside the interval but only 1.2 half-widths from the estimate
+    assert jackknife_problem(jk, ("alpha", "beta"), fit, ci) is None
+    rungs[1]["alpha"] = 0.58
+    assert jackknife_problem(jk, ("alpha", "beta"), fit, ci) == (
+        f"one rung makes the law (an estimate moves > {JACKKNIFE_MAX_SHIFT:g} interval "
+        "half-widths without it): without width 4 (N = 3,000) alpha = 0.58, not 0.4 "
+        "(1.8 half-widths of [0.3, 0.5])"
+    )
+    rungs[0] = {"width": 2.0, "n_params": 1000, "error": "too few points"}
+    assert "without width 2 (N = 1,000) eq. 5 has no fit" in jackknife_problem(
+        jk, ("alpha",), fit, ci
+    )
+    # three rungs: not checked (each refit would have two widths for the N term)
+    assert jackknife_problem({"checked": False, "rungs": []}, ("alpha",), fit, ci) is None

@@ -46,10 +46,12 @@ from pipeline.scaling.frontier import (
     sum_law_points,
 )
 from pipeline.scaling.identify import (
+    MIN_JACKKNIFE_RUNGS,
     choose_e_mode,
     choose_e_mode_per_resample,
     identify_eq7,
     identify_sum_law,
+    jackknife_problem,
     seed_spread,
     width_separation,
 )
@@ -57,6 +59,9 @@ from pipeline.scaling.identify import (
 logger = logging.getLogger(__name__)
 
 EQ7_KEYS = ("G", "a", "b", "gamma_c", "F_c")
+#: grid starts of each leave-one-rung-out refit: the full fits' optimum is among the
+#: best few grid points on every study checked, and 12 starts cost ~0.06 s a refit
+JACKKNIFE_TOP_K = 12
 
 
 def _samples(fit: dict) -> dict[str, np.ndarray]:
@@ -238,6 +243,65 @@ def _holdout_eq5(
             for a, b, o, p, x, y in zip(nn, dd, obs, pred, lo, hi, strict=True)
         ],
     }
+
+
+def rung_jackknife(
+    pts: pd.DataFrame, kappa: float, *, fix_e_zero: bool, label: str | None = None
+) -> dict:
+    """Eq. (5) and eq. (7) refitted with each rung (one N, all its runs) left out.
+
+    The point estimates (no bootstrap) of identification test 6
+    (:func:`pipeline.scaling.identify.jackknife_problem`).
+
+    Parameters
+    ----------
+    pts : DataFrame
+        :func:`pipeline.scaling.frontier.sum_law_points` output.
+    kappa : float
+        Forward FLOPs per parameter per atom (eq. 7's gamma_c does not depend on it).
+    fix_e_zero : bool
+        Refit with E = 0 (the E mode of the fit being checked).
+    label : str, optional
+        Name put in messages.
+
+    Returns
+    -------
+    dict
+        ``checked`` (False with ``reason`` when fewer than ``MIN_JACKKNIFE_RUNGS``
+        rungs), ``n_rungs``, ``e_fixed`` and ``rungs``: per left-out rung ``width``,
+        ``n_params``, ``n_points`` and ``alpha, beta, E, A, B, gamma_c``, or ``error``
+        when the remaining runs give no eq. 5 fit (``gamma_c_error`` when they give no
+        eq. 7).
+    """
+    rung_ns = sorted(pts["n"].unique())
+    out = {"checked": False, "n_rungs": len(rung_ns), "e_fixed": bool(fix_e_zero), "rungs": []}
+    if len(rung_ns) < MIN_JACKKNIFE_RUNGS:
+        out["reason"] = f"{len(rung_ns)} rungs (the check needs {MIN_JACKKNIFE_RUNGS})"
+        return out
+    for n in rung_ns:
+        keep = pts[pts["n"] != n]
+        width = pts.loc[pts["n"] == n, "width"].iloc[0] if "width" in pts else n
+        row = {"width": float(width), "n_params": int(n), "n_points": int(len(keep))}
+        try:
+            fit = fit_sum_law(
+                keep["n"], keep["d"], keep["loss"], 0, 0,
+                label=f"{label} without N = {int(n)}", fix_e_zero=fix_e_zero,
+                compare_e_zero=False, full_top_k=JACKKNIFE_TOP_K,
+            )  # fmt: skip
+        except ValueError as err:
+            row["error"] = str(err)
+            out["rungs"].append(row)
+            continue
+        row.update({k: float(fit[k]) for k in SUM_LAW_PARAMS})
+        try:
+            row["gamma_c"] = float(
+                compute_optimal(fit["A"], fit["B"], fit["alpha"], fit["beta"], kappa)["gamma_c"]
+            )
+        except ValueError as err:
+            row["gamma_c"], row["gamma_c_error"] = None, str(err)
+        out["rungs"].append(row)
+    out["checked"] = True
+    return out
 
 
 def compute_check(curves: pd.DataFrame, kappa: float, flops: str = "counted") -> dict:
@@ -483,9 +547,17 @@ def fit_arch(
     rms = float(np.sqrt(eq5_used["rss_log"] / max(eq5_used["n_points"], 1)))
     separation = width_separation(pts, spread["sd_log"] if spread["sd_log"] else rms)
     separation["noise"] = "seed spread" if spread["sd_log"] else "eq. 5 rms log residual"
-    for f in (eq5_free, eq5_e0):
-        if not separation["separated"]:
-            reasons = [r for r in (f["not_identified_reason"], separation["reason"]) if r]
+    jackknives = {}
+    for key, f in (("free", eq5_free), ("e_zero", eq5_e0)):
+        problems = [] if separation["separated"] else [separation["reason"]]
+        if "fit_error" not in f:
+            jk = rung_jackknife(pts, kappa, fix_e_zero=key == "e_zero", label=label)
+            f["rung_jackknife"] = jackknives[key] = jk
+            if n_boot > 0:
+                problems.append(jackknife_problem(jk, ("alpha", "beta"), f, f["ci"]))
+        problems = [p for p in problems if p]
+        if problems:
+            reasons = [r for r in (f["not_identified_reason"], *problems) if r]
             f.update(identified=False, not_identified_reason="; ".join(reasons))
     try:
         if "fit_error" in eq5_used:
@@ -496,7 +568,7 @@ def fit_arch(
         # allocation exists for these runs. Record why; tables show the reason.
         logger.warning("%s", err)
         eq7 = _no_eq7(str(err))
-    eq7.update(identify_eq7(eq7, eq5_used))
+    eq7.update(identify_eq7(eq7, eq5_used, jackknives.get(used)))
     for name, f in (("eq. 4 (PFLOPs)", res["eq4_flops"]), ("eq. 5", eq5_used), ("eq. 7", eq7)):
         if not f["identified"]:
             logger.warning("%s: %s not identified: %s", label, name, f["not_identified_reason"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +129,7 @@ def write_synthetic_study(
     ar_rho: float = 0.8,
     n_evals: int = 16,
     kappa: float = 2.0,
+    breakdown: Mapping[float, float] | None = None,
     random_state: int = 0,
 ) -> list[Path]:
     """Write a study in the run-folder format with a known eq. (5) law and correlated noise.
@@ -163,6 +164,10 @@ def write_synthetic_study(
     kappa : float
         Forward FLOPs per parameter per atom written to meta.json as the measured
         ``forward_flops_per_atom_total`` (= kappa N; counted = 0.8 of it).
+    breakdown : mapping, optional
+        Rungs that do not follow the law, ``{N: factor}``: every pass of that N has its
+        loss multiplied by ``factor`` (a model that breaks down, e.g. 1.4 at the
+        smallest N: the cliff of identification test 6).
     random_state : int
         Seed of the noise generator.
 
@@ -177,7 +182,8 @@ def write_synthetic_study(
     fracs = sorted(float(r) for r in fractions)
     truth = {"E": E, "A": A, "B": B, "alpha": alpha, "beta": beta,
              "run_offset": run_offset, "ar_sigma": ar_sigma, "ar_rho": ar_rho,
-             "layout": layout, "random_state": random_state}  # fmt: skip
+             "layout": layout, "random_state": random_state,
+             "breakdown": {str(k): float(v) for k, v in (breakdown or {}).items()}}  # fmt: skip
 
     def noise(size: int) -> np.ndarray:
         e = np.empty(size)
@@ -205,6 +211,7 @@ def write_synthetic_study(
                 ends = [r * d_max for r in pass_fracs]
                 atoms = atoms_grid(max(ends), ends)
                 loss = (E + A * n**-alpha + B * atoms**-beta) * np.exp(noise(atoms.size))
+                loss *= (breakdown or {}).get(n, 1.0)
                 for r in pass_fracs:
                     keep = atoms <= round(r * d_max)
                     dirs.append(
@@ -255,6 +262,10 @@ def _write_run(folder: Path, atoms: np.ndarray, loss: np.ndarray, meta: dict) ->
 #: truth of the simulation study: both terms of eq. (5) matter on the default ladder; E = 0
 #: (eq. 7 has L_inf = 0; E > 0 is not identified by one decade of D, see the README)
 COVERAGE_TRUTH = {"E": 0.0, "A": 40.0, "B": 91.0, "alpha": 0.40, "beta": 0.35}
+_FIVE_RUNGS = {
+    "n_params": (20_000, 60_000, 200_000, 600_000, 2_000_000),
+    "fractions": (0.1, 0.3, 1.0),
+}
 #: the simulation study's layouts: (write_synthetic_study layout, seeds, design keywords)
 COVERAGE_LAYOUTS = {
     "shared": ("shared", (0,), {}),
@@ -275,6 +286,13 @@ COVERAGE_LAYOUTS = {
             "fractions": (0.25, 0.5, 1.0),
         },
     ),
+    # identification test 6 (one rung makes the law): a study of separate runs with two
+    # seeds (the MPNN's kind), and the same and shared_2seeds with a smallest model that
+    # breaks down, 40 % above the law (a cliff below the data-limited level, as eSEN's
+    # and GemNet-OC's small widths on the demo data)
+    "separate_2seeds": ("separate", (0, 1), _FIVE_RUNGS),
+    "separate_2seeds_cliff": ("separate", (0, 1), {**_FIVE_RUNGS, "breakdown": {20_000: 1.4}}),
+    "shared_2seeds_cliff": ("shared", (0, 1), {"breakdown": {20_000: 1.4}}),
 }
 
 
@@ -317,7 +335,9 @@ def coverage_replicate(
     Returns
     -------
     list of dict
-        One per unit: ``layout, unit, replicate, eq5_used``, ``identified_eq7`` and for
+        One per unit: ``layout, unit, replicate, eq5_used``, ``identified_eq5/7``,
+        ``one_rung`` (test 6 failed), ``rung_shift_<p>`` (its largest move of alpha,
+        beta, gamma_c in interval half-widths; NaN when unchecked) and for
         each of ``alpha, beta, E, gamma_c, gamma_eq4``: estimate ``<p>``, ``<p>_lo``,
         ``<p>_hi`` and ``<p>_true``. Eq. 4's gamma is compared with gamma_c
         (``gamma_eq4``) and with the frontier slope of the same design without noise
@@ -327,6 +347,7 @@ def coverage_replicate(
     """
     from pipeline.scaling.fits import fit_arch
     from pipeline.scaling.frontier import load_curves
+    from pipeline.scaling.identify import max_rung_shift
 
     t = {**COVERAGE_TRUTH, **(truth or {})}
     kind, seeds, design = COVERAGE_LAYOUTS[layout]
@@ -351,7 +372,13 @@ def coverage_replicate(
                "eq5_used": fit["eq5_used"], "identified_eq7": fit["eq7"]["identified"],
                "identified_eq5": s["identified"],
                "identified_eq4": fit["eq4_flops"]["identified"],
-               "boot_failed_fraction": s["n_boot_failed"] / max(s["n_boot"] or 1, 1)}  # fmt: skip
+               "boot_failed_fraction": s["n_boot_failed"] / max(s["n_boot"] or 1, 1),
+               "one_rung": "one rung makes the law" in str(s["not_identified_reason"])}  # fmt: skip
+        # identification test 6: how far the estimates move with one rung left out
+        jk = s.get("rung_jackknife")
+        for name, src in (("alpha", s), ("beta", s), ("gamma_c", fit["eq7"])):
+            shift = max_rung_shift(jk, name, src[name], src["ci"][name])
+            row[f"rung_shift_{name}"] = np.nan if shift is None else shift
         for name, src, key, true in (
             ("alpha", s, "alpha", t["alpha"]),
             ("beta", s, "beta", t["beta"]),
