@@ -11,7 +11,11 @@ import pytest
 from pipeline.scaling import experiments as ex
 from pipeline.scaling import load_curves
 from pipeline.scaling.frontier import pareto_frontier, sum_law_points
-from pipeline.scaling.synthetic import write_synthetic_runs
+from pipeline.scaling.synthetic import (
+    COVERAGE_LAYOUTS,
+    write_synthetic_runs,
+    write_synthetic_study,
+)
 
 FIT = {"n_boot": 8, "seed": 0, "skip_fraction": 0.1, "compute": "kappa"}
 
@@ -116,6 +120,15 @@ def test_sum_law_fit_respects_e_mode(fast):
     assert f0["eq5_fit"] == "e_zero" and f0["E"] == 0.0
     ff = ex.sum_law_fit(pts, fit={**FIT, "e_mode": "free"}, label="x")
     assert ff["eq5_fit"] == "free" and "identified" in ff
+
+
+def test_sum_law_fit_applies_the_tests_on_runs_like_the_fit_stage(tmp_path):
+    """Figs. 7 and others: a law that one rung makes is not identified there either."""
+    kind, seeds, design = COVERAGE_LAYOUTS["separate_2seeds_cliff"]
+    dirs = write_synthetic_study(tmp_path, layout=kind, seeds=seeds, **design, random_state=2)
+    fit = ex.sum_law_fit(sum_law_points(load_curves(dirs)), fit={**FIT, "n_boot": 100})
+    assert fit["rung_jackknife"]["checked"] and not fit["identified"]
+    assert "one rung makes the law" in fit["not_identified_reason"]
 
 
 def test_trend_break_finds_the_departure():

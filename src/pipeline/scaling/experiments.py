@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from pipeline.scaling.fit import fit_power_law, fit_sum_law, run_counts
-from pipeline.scaling.fits import fit_options
+from pipeline.scaling.fits import fit_options, identify_on_runs
 from pipeline.scaling.frontier import (
     X_COLUMNS,
     add_compute,
@@ -282,7 +282,9 @@ def sum_law_fit(
 
     The E choice is :func:`pipeline.scaling.identify.choose_e_mode` (AICc) for
     ``auto``, as in the fit stage; the bootstrap resamples training passes
-    (``run_id``) when the points carry them. Returns None (logged) with too few runs.
+    (``run_id``) when the points carry them; identification applies the fit stage's
+    tests, those on the runs included (:func:`pipeline.scaling.fits.identify_on_runs`).
+    Returns None (logged) with too few runs.
     """
     opt = _options(fit, points, None)
     groups = points["run_id"] if "run_id" in points.columns else None
@@ -303,6 +305,8 @@ def sum_law_fit(
         used = choose_e_mode(fits["free"], fits["e_zero"])["used"]
     else:
         used = next(iter(fits))
+    if "fraction" in points.columns:
+        identify_on_runs(points, fits, used, 1.0, label, opt["n_boot"])  # gamma_c: any kappa
     return {**fits[used], "eq5_fit": used}
 
 

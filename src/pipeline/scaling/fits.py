@@ -304,6 +304,55 @@ def rung_jackknife(
     return out
 
 
+def identify_on_runs(
+    pts: pd.DataFrame, fits: Mapping[str, dict], used: str, kappa: float, label: str, n_boot: int
+) -> tuple[dict, dict]:
+    """Identification tests 5 and 6, which need the runs, on eq. 5 fits of ``pts``.
+
+    Parameters
+    ----------
+    pts : DataFrame
+        :func:`pipeline.scaling.frontier.sum_law_points` output.
+    fits : {"free": dict, "e_zero": dict}
+        The eq. 5 fits (either may be missing or hold ``fit_error``); each failing fit
+        is marked ``identified`` False with the reason appended, in place.
+    used : str
+        The key of the fit whose rms log residual is the noise of test 5 when no seeds
+        are replicated.
+    kappa : float
+        Forward FLOPs per parameter per atom (for the refits' eq. 7).
+    label : str
+        Name put in messages.
+    n_boot : int
+        Resamples behind the fits' intervals (0: test 6 is recorded, not applied).
+
+    Returns
+    -------
+    (dict, dict)
+        The :func:`pipeline.scaling.identify.width_separation` record (with ``noise``)
+        and ``{key: rung_jackknife}`` of the fits that have one (also stored in each
+        fit as ``rung_jackknife``).
+    """
+    spread = seed_spread(pts)
+    u = fits[used]
+    rms = float(np.sqrt(u["rss_log"] / max(u["n_points"], 1)))
+    separation = width_separation(pts, spread["sd_log"] if spread["sd_log"] else rms)
+    separation["noise"] = "seed spread" if spread["sd_log"] else "eq. 5 rms log residual"
+    jackknives = {}
+    for key, f in fits.items():
+        problems = [] if separation["separated"] else [separation["reason"]]
+        if "fit_error" not in f:
+            jk = rung_jackknife(pts, kappa, fix_e_zero=key == "e_zero", label=label)
+            f["rung_jackknife"] = jackknives[key] = jk
+            if n_boot > 0:
+                problems.append(jackknife_problem(jk, ("alpha", "beta"), f, f["ci"]))
+        problems = [p for p in problems if p]
+        if problems:
+            reasons = [r for r in (f.get("not_identified_reason"), *problems) if r]
+            f.update(identified=False, not_identified_reason="; ".join(reasons))
+    return separation, jackknives
+
+
 def compute_check(curves: pd.DataFrame, kappa: float, flops: str = "counted") -> dict:
     """How far ``C = 3 kappa N D`` is from each run's measured compute.
 
@@ -544,21 +593,9 @@ def fit_arch(
             else:
                 eq5_e0 = eq5_used
     spread = seed_spread(pts)
-    rms = float(np.sqrt(eq5_used["rss_log"] / max(eq5_used["n_points"], 1)))
-    separation = width_separation(pts, spread["sd_log"] if spread["sd_log"] else rms)
-    separation["noise"] = "seed spread" if spread["sd_log"] else "eq. 5 rms log residual"
-    jackknives = {}
-    for key, f in (("free", eq5_free), ("e_zero", eq5_e0)):
-        problems = [] if separation["separated"] else [separation["reason"]]
-        if "fit_error" not in f:
-            jk = rung_jackknife(pts, kappa, fix_e_zero=key == "e_zero", label=label)
-            f["rung_jackknife"] = jackknives[key] = jk
-            if n_boot > 0:
-                problems.append(jackknife_problem(jk, ("alpha", "beta"), f, f["ci"]))
-        problems = [p for p in problems if p]
-        if problems:
-            reasons = [r for r in (f["not_identified_reason"], *problems) if r]
-            f.update(identified=False, not_identified_reason="; ".join(reasons))
+    separation, jackknives = identify_on_runs(
+        pts, {"free": eq5_free, "e_zero": eq5_e0}, used, kappa, label, n_boot
+    )
     try:
         if "fit_error" in eq5_used:
             raise ValueError(f"{label}: no eq. 5 fit: {eq5_used['fit_error']}")
