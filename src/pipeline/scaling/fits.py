@@ -345,7 +345,7 @@ def identify_on_runs(
             jk = rung_jackknife(pts, kappa, fix_e_zero=key == "e_zero", label=label)
             f["rung_jackknife"] = jackknives[key] = jk
             if n_boot > 0:
-                problems.append(jackknife_problem(jk, ("alpha", "beta"), f, f["ci"]))
+                problems.append(jackknife_problem(jk, ("alpha", "beta"), f["ci"]))
         problems = [p for p in problems if p]
         if problems:
             reasons = [r for r in (f.get("not_identified_reason"), *problems) if r]
