@@ -305,7 +305,13 @@ def rung_jackknife(
 
 
 def identify_on_runs(
-    pts: pd.DataFrame, fits: Mapping[str, dict], used: str, kappa: float, label: str, n_boot: int
+    pts: pd.DataFrame,
+    fits: Mapping[str, dict],
+    used: str,
+    kappa: float,
+    label: str,
+    n_boot: int,
+    jackknives: Mapping[str, dict] | None = None,
 ) -> tuple[dict, dict]:
     """Identification tests 5 and 6, which need the runs, on eq. 5 fits of ``pts``.
 
@@ -325,6 +331,9 @@ def identify_on_runs(
         Name put in messages.
     n_boot : int
         Resamples behind the fits' intervals (0: test 6 is recorded, not applied).
+    jackknives : mapping, optional
+        :func:`rung_jackknife` of each key of ``fits``, if already run (the fit stage
+        runs them in its process pool); computed here otherwise.
 
     Returns
     -------
@@ -338,19 +347,21 @@ def identify_on_runs(
     rms = float(np.sqrt(u["rss_log"] / max(u["n_points"], 1)))
     separation = width_separation(pts, spread["sd_log"] if spread["sd_log"] else rms)
     separation["noise"] = "seed spread" if spread["sd_log"] else "eq. 5 rms log residual"
-    jackknives = {}
+    found = {}
     for key, f in fits.items():
         problems = [] if separation["separated"] else [separation["reason"]]
         if "fit_error" not in f:
-            jk = rung_jackknife(pts, kappa, fix_e_zero=key == "e_zero", label=label)
-            f["rung_jackknife"] = jackknives[key] = jk
+            jk = (jackknives or {}).get(key) or rung_jackknife(
+                pts, kappa, fix_e_zero=key == "e_zero", label=label
+            )
+            f["rung_jackknife"] = found[key] = jk
             if n_boot > 0:
                 problems.append(jackknife_problem(jk, ("alpha", "beta"), f["ci"]))
         problems = [p for p in problems if p]
         if problems:
             reasons = [r for r in (f.get("not_identified_reason"), *problems) if r]
             f.update(identified=False, not_identified_reason="; ".join(reasons))
-    return separation, jackknives
+    return separation, found
 
 
 def compute_check(curves: pd.DataFrame, kappa: float, flops: str = "counted") -> dict:
@@ -557,6 +568,10 @@ def fit_arch(
             {"label": f"{label} ({what} frontier)", "return_samples": True,
              "weights": wf, "boot_weights": wb, "unit": unit, "full_top_k": full_top_k},
         )  # fmt: skip
+    for key in ("free", "e_zero"):  # identification test 6: cheap, independent refits
+        tasks[f"jackknife_{key}"] = (
+            rung_jackknife, (pts, kappa), {"fix_e_zero": key == "e_zero", "label": label}
+        )  # fmt: skip
     res = _run_tasks(tasks, n_jobs)
     for x in ("flops", "hours"):
         res[f"eq4_{x}"]["n_bootstrap_units"] = n_runs if unit != "point" else n_front[x]
@@ -594,8 +609,9 @@ def fit_arch(
                 eq5_e0 = eq5_used
     spread = seed_spread(pts)
     separation, jackknives = identify_on_runs(
-        pts, {"free": eq5_free, "e_zero": eq5_e0}, used, kappa, label, n_boot
-    )
+        pts, {"free": eq5_free, "e_zero": eq5_e0}, used, kappa, label, n_boot,
+        jackknives={key: res[f"jackknife_{key}"] for key in ("free", "e_zero")},
+    )  # fmt: skip
     try:
         if "fit_error" in eq5_used:
             raise ValueError(f"{label}: no eq. 5 fit: {eq5_used['fit_error']}")
