@@ -8,14 +8,14 @@ import pytest
 
 from pipeline.scaling import describe_estimate, fit_arch, fit_options, load_curves, table1, table7
 from pipeline.scaling.identify import (
-    JACKKNIFE_MAX_EXCESS,
+    JACKKNIFE_MAX_SHIFT,
     MAX_REL_WIDTH,
     choose_e_mode,
     exponent_problem,
     identify_eq7,
     identify_sum_law,
     jackknife_problem,
-    max_rung_excess,
+    max_rung_shift,
 )
 from pipeline.scaling.synthetic import (
     COVERAGE_LAYOUTS,
@@ -247,34 +247,34 @@ def test_a_law_that_one_rung_makes_is_not_identified(tmp_path):
     jk = s5["rung_jackknife"]
     assert jk["checked"] and jk["n_rungs"] == 5 and len(jk["rungs"]) == 5
     assert s5["identified"] and eq7["identified"], s5["not_identified_reason"]
-    assert max(max_rung_excess(jk, p, s5["ci"][p]) for p in ("alpha", "beta")) <= (
-        JACKKNIFE_MAX_EXCESS
-    )
+    shifts = [max_rung_shift(jk, p, s5[p], s5["ci"][p]) for p in ("alpha", "beta")]
+    assert max(shifts) <= JACKKNIFE_MAX_SHIFT
 
     s5, eq7 = _fit_used(cliff)
     assert not s5["identified"]
-    assert (
-        "without that rung): without width 20000 (N = 20,000) alpha" in s5["not_identified_reason"]
-    )
+    assert "without it): without width 20000 (N = 20,000) alpha" in s5["not_identified_reason"]
     assert not eq7["identified"] and "one rung makes the law" in eq7["not_identified_reason"]
     without_cliff = next(r for r in s5["rung_jackknife"]["rungs"] if r["n_params"] == 20000)
     assert abs(without_cliff["alpha"] - 0.40) < abs(s5["alpha"] - 0.40)  # the truth is 0.40
 
 
 def test_jackknife_problem_both_sides_and_too_few_rungs():
+    fit = {"alpha": 0.4, "beta": 0.3}
     ci = {"alpha": [0.3, 0.5], "beta": [0.2, 0.4]}  # half-widths 0.1
     rungs = [{"width": 2.0, "n_params": 1000, "alpha": 0.45, "beta": 0.3},
-             {"width": 4.0, "n_params": 3000, "alpha": 0.54, "beta": 0.25}]  # fmt: skip
+             {"width": 4.0, "n_params": 3000, "alpha": 0.52, "beta": 0.25}]  # fmt: skip
     jk = {"checked": True, "rungs": rungs}
-    # 0.54 lies outside the interval, but by 0.4 of its half-width
-    assert jackknife_problem(jk, ("alpha", "beta"), ci) is None
+    # 0.52 lies outside the interval but only 1.2 half-widths from the estimate
+    assert jackknife_problem(jk, ("alpha", "beta"), fit, ci) is None
     rungs[1]["alpha"] = 0.58
-    assert jackknife_problem(jk, ("alpha", "beta"), ci) == (
-        f"one rung makes the law (an estimate lies > {JACKKNIFE_MAX_EXCESS:g} interval "
-        "half-widths outside it without that rung): without width 4 (N = 3,000) alpha = "
-        "0.58, outside [0.3, 0.5] by 0.8 half-widths"
+    assert jackknife_problem(jk, ("alpha", "beta"), fit, ci) == (
+        f"one rung makes the law (an estimate moves > {JACKKNIFE_MAX_SHIFT:g} interval "
+        "half-widths without it): without width 4 (N = 3,000) alpha = 0.58, not 0.4 "
+        "(1.8 half-widths of [0.3, 0.5])"
     )
     rungs[0] = {"width": 2.0, "n_params": 1000, "error": "too few points"}
-    assert "without width 2 (N = 1,000) eq. 5 has no fit" in jackknife_problem(jk, ("alpha",), ci)
+    assert "without width 2 (N = 1,000) eq. 5 has no fit" in jackknife_problem(
+        jk, ("alpha",), fit, ci
+    )
     # three rungs: not checked (each refit would have two widths for the N term)
-    assert jackknife_problem({"checked": False, "rungs": []}, ("alpha",), ci) is None
+    assert jackknife_problem({"checked": False, "rungs": []}, ("alpha",), fit, ci) is None

@@ -356,7 +356,7 @@ def identify_on_runs(
             )
             f["rung_jackknife"] = found[key] = jk
             if n_boot > 0:
-                problems.append(jackknife_problem(jk, ("alpha", "beta"), f["ci"]))
+                problems.append(jackknife_problem(jk, ("alpha", "beta"), f, f["ci"]))
         problems = [p for p in problems if p]
         if problems:
             reasons = [r for r in (f.get("not_identified_reason"), *problems) if r]

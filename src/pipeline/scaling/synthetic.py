@@ -336,9 +336,8 @@ def coverage_replicate(
     -------
     list of dict
         One per unit: ``layout, unit, replicate, eq5_used``, ``identified_eq5/7``,
-        ``one_rung`` (test 6 failed), ``rung_excess_<p>`` (how far outside its interval,
-        in half-widths, alpha, beta, gamma_c refitted without one rung lie at most; NaN
-        when unchecked) and for
+        ``one_rung`` (test 6 failed), ``rung_shift_<p>`` (its largest move of alpha,
+        beta, gamma_c in interval half-widths; NaN when unchecked) and for
         each of ``alpha, beta, E, gamma_c, gamma_eq4``: estimate ``<p>``, ``<p>_lo``,
         ``<p>_hi`` and ``<p>_true``. Eq. 4's gamma is compared with gamma_c
         (``gamma_eq4``) and with the frontier slope of the same design without noise
@@ -348,7 +347,7 @@ def coverage_replicate(
     """
     from pipeline.scaling.fits import fit_arch
     from pipeline.scaling.frontier import load_curves
-    from pipeline.scaling.identify import max_rung_excess
+    from pipeline.scaling.identify import max_rung_shift
 
     t = {**COVERAGE_TRUTH, **(truth or {})}
     kind, seeds, design = COVERAGE_LAYOUTS[layout]
@@ -375,11 +374,11 @@ def coverage_replicate(
                "identified_eq4": fit["eq4_flops"]["identified"],
                "boot_failed_fraction": s["n_boot_failed"] / max(s["n_boot"] or 1, 1),
                "one_rung": "one rung makes the law" in str(s["not_identified_reason"])}  # fmt: skip
-        # identification test 6: how far outside the interval one rung left out moves it
+        # identification test 6: how far the estimates move with one rung left out
         jk = s.get("rung_jackknife")
         for name, src in (("alpha", s), ("beta", s), ("gamma_c", fit["eq7"])):
-            excess = max_rung_excess(jk, name, src["ci"][name])
-            row[f"rung_excess_{name}"] = np.nan if excess is None else excess
+            shift = max_rung_shift(jk, name, src[name], src["ci"][name])
+            row[f"rung_shift_{name}"] = np.nan if shift is None else shift
         for name, src, key, true in (
             ("alpha", s, "alpha", t["alpha"]),
             ("beta", s, "beta", t["beta"]),
