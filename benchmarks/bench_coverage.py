@@ -27,8 +27,10 @@ import time
 
 import pandas as pd
 
-from pipeline.scaling.identify import JACKKNIFE_MAX_SHIFT
 from pipeline.scaling.synthetic import COVERAGE_LAYOUTS, coverage_replicate, coverage_table
+
+#: rung-jackknife move (interval half-widths) tried as an identification test (README)
+SHIFT_BOUND = 1.5
 
 
 def simulate(args) -> list[dict]:
@@ -106,24 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write("\neq. 5 fit chosen by e_mode auto:\n")
     sys.stdout.write(used.value_counts().unstack(fill_value=0).to_string() + "\n")
     ident = df.groupby(["layout", "unit"], sort=False)[
-        ["identified_eq5", "identified_eq7", "one_rung", "boot_failed_fraction"]
+        ["identified_eq5", "identified_eq7", "boot_failed_fraction"]
     ].mean()
     sys.stdout.write(
-        "\nfraction identified, fraction failing test 6 (one rung makes the law), and mean "
-        "fraction of failed eq. 5 resamples:\n" + ident.round(3).to_string() + "\n"
+        "\nfraction identified (and mean fraction of failed eq. 5 resamples):\n"
+        + ident.round(3).to_string()
+        + "\n"
     )
     shift = df.groupby(["layout", "unit"], sort=False)[
         [c for c in df.columns if c.startswith("rung_shift_")]
     ]
     sys.stdout.write(
-        "\ntest 6, refitted without one rung: the largest move of each estimate in half-widths "
-        f"of its interval, median and 90th percentile, and the share above "
-        f"{JACKKNIFE_MAX_SHIFT:g} (test 6 fails):\n"
+        "\nrung jackknife, eq. 5 refitted without one rung: the largest move of each estimate "
+        "in half-widths of its interval, median and 90th percentile, and the share of "
+        f"studies above {SHIFT_BOUND:g} (the bound tried as an identification test):\n"
         + pd.concat(
             {
                 "median": shift.median(),
                 "q90": shift.quantile(0.9),
-                "fails": shift.agg(lambda v: float((v > JACKKNIFE_MAX_SHIFT).mean())),
+                "above": shift.agg(lambda v: float((v > SHIFT_BOUND).mean())),
             },
             axis=1,
         )

@@ -8,14 +8,13 @@ import pytest
 
 from pipeline.scaling import describe_estimate, fit_arch, fit_options, load_curves, table1, table7
 from pipeline.scaling.identify import (
-    JACKKNIFE_MAX_SHIFT,
     MAX_REL_WIDTH,
     choose_e_mode,
     exponent_problem,
     identify_eq7,
     identify_sum_law,
-    jackknife_problem,
     max_rung_shift,
+    rung_shift,
 )
 from pipeline.scaling.synthetic import (
     COVERAGE_LAYOUTS,
@@ -235,46 +234,35 @@ def _fit_used(dirs) -> tuple[dict, dict]:
     return fit["eq5_" + fit["eq5_used"]], fit["eq7"]
 
 
-def test_a_law_that_one_rung_makes_is_not_identified(tmp_path):
-    """Test 6: refitted without each rung, a law stays in its interval; a cliff does not."""
+def test_rung_jackknife_is_recorded_and_moves_a_cliff_towards_the_law(tmp_path):
+    """Eq. 5 refitted without each rung: in the fit JSON, not an identification test."""
     kind, seeds, design = COVERAGE_LAYOUTS["separate_2seeds_cliff"]  # the smallest N x 1.4
-    law = {**design, "breakdown": None}
-    law = write_synthetic_study(tmp_path / "law", layout=kind, seeds=seeds, **law, random_state=2)
-    cliff = write_synthetic_study(tmp_path / "cliff", layout=kind, seeds=seeds, **design,
-                                  random_state=2)  # fmt: skip
-
-    s5, eq7 = _fit_used(law)
+    dirs = write_synthetic_study(tmp_path / "cliff", layout=kind, seeds=seeds, **design,
+                                 random_state=2)  # fmt: skip
+    s5, eq7 = _fit_used(dirs)
     jk = s5["rung_jackknife"]
-    assert jk["checked"] and jk["n_rungs"] == 5 and len(jk["rungs"]) == 5
-    assert s5["identified"] and eq7["identified"], s5["not_identified_reason"]
-    shifts = [max_rung_shift(jk, p, s5[p], s5["ci"][p]) for p in ("alpha", "beta")]
-    assert max(shifts) <= JACKKNIFE_MAX_SHIFT
-
-    s5, eq7 = _fit_used(cliff)
-    assert not s5["identified"]
-    assert "without it): without width 20000 (N = 20,000) alpha" in s5["not_identified_reason"]
-    assert not eq7["identified"] and "one rung makes the law" in eq7["not_identified_reason"]
-    without_cliff = next(r for r in s5["rung_jackknife"]["rungs"] if r["n_params"] == 20000)
-    assert abs(without_cliff["alpha"] - 0.40) < abs(s5["alpha"] - 0.40)  # the truth is 0.40
-
-
-def test_jackknife_problem_both_sides_and_too_few_rungs():
-    fit = {"alpha": 0.4, "beta": 0.3}
-    ci = {"alpha": [0.3, 0.5], "beta": [0.2, 0.4]}  # half-widths 0.1
-    rungs = [{"width": 2.0, "n_params": 1000, "alpha": 0.45, "beta": 0.3},
-             {"width": 4.0, "n_params": 3000, "alpha": 0.52, "beta": 0.25}]  # fmt: skip
-    jk = {"checked": True, "rungs": rungs}
-    # 0.52 lies outside the interval but only 1.2 half-widths from the estimate
-    assert jackknife_problem(jk, ("alpha", "beta"), fit, ci) is None
-    rungs[1]["alpha"] = 0.58
-    assert jackknife_problem(jk, ("alpha", "beta"), fit, ci) == (
-        f"one rung makes the law (an estimate moves > {JACKKNIFE_MAX_SHIFT:g} interval "
-        "half-widths without it): without width 4 (N = 3,000) alpha = 0.58, not 0.4 "
-        "(1.8 half-widths of [0.3, 0.5])"
+    assert (
+        jk["checked"]
+        and jk["n_rungs"] == 5
+        and [r["n_params"] for r in jk["rungs"]] == [20_000, 60_000, 200_000, 600_000, 2_000_000]
     )
-    rungs[0] = {"width": 2.0, "n_params": 1000, "error": "too few points"}
-    assert "without width 2 (N = 1,000) eq. 5 has no fit" in jackknife_problem(
-        jk, ("alpha",), fit, ci
+    # the cliff bends alpha away from the law's 0.40; without its rung the refit returns
+    without_cliff = jk["rungs"][0]
+    assert abs(without_cliff["alpha"] - 0.40) < 0.1 < abs(s5["alpha"] - 0.40)
+    lo, hi = s5["ci"]["alpha"]
+    assert jk["max_shift"]["alpha"] == pytest.approx(
+        abs(without_cliff["alpha"] - s5["alpha"]) / ((hi - lo) / 2)
     )
-    # three rungs: not checked (each refit would have two widths for the N term)
-    assert jackknife_problem({"checked": False, "rungs": []}, ("alpha",), fit, ci) is None
+    assert eq7["rung_max_shift"] is not None and eq7["rung_max_shift"] >= 0
+
+
+def test_rung_shift_and_too_few_rungs(tmp_path):
+    assert rung_shift(0.58, 0.4, [0.3, 0.5]) == pytest.approx(1.8)
+    assert rung_shift(0.58, 0.4, [None, 0.5]) is None
+    jk = {"checked": True, "rungs": [{"alpha": 0.45}, {"alpha": 0.3}, {"error": "no fit"}]}
+    assert max_rung_shift(jk, "alpha", 0.4, [0.3, 0.5]) == pytest.approx(1.0)
+    assert max_rung_shift({"checked": False}, "alpha", 0.4, [0.3, 0.5]) is None
+    dirs = write_synthetic_study(tmp_path, n_params=(2e4, 2e5, 2e6), fractions=(0.25, 1.0))
+    s5, _ = _fit_used(dirs)
+    assert not s5["rung_jackknife"]["checked"]
+    assert s5["rung_jackknife"]["reason"] == "3 rungs (the check needs 4)"

@@ -305,9 +305,10 @@ def sum_law_fit(
         used = choose_e_mode(fits["free"], fits["e_zero"])["used"]
     else:
         used = next(iter(fits))
+    separation = None
     if "fraction" in points.columns:
-        identify_on_runs(points, fits, used, 1.0, label, opt["n_boot"])  # gamma_c: any kappa
-    return {**fits[used], "eq5_fit": used}
+        separation = identify_on_runs(points, fits, used, 1.0, label)  # gamma_c: any kappa
+    return {**fits[used], "eq5_fit": used, "width_separation": separation}
 
 
 def symmetry_loss_analysis(

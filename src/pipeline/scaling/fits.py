@@ -51,7 +51,7 @@ from pipeline.scaling.identify import (
     choose_e_mode_per_resample,
     identify_eq7,
     identify_sum_law,
-    jackknife_problem,
+    max_rung_shift,
     seed_spread,
     width_separation,
 )
@@ -250,8 +250,9 @@ def rung_jackknife(
 ) -> dict:
     """Eq. (5) and eq. (7) refitted with each rung (one N, all its runs) left out.
 
-    The point estimates (no bootstrap) of identification test 6
-    (:func:`pipeline.scaling.identify.jackknife_problem`).
+    Point estimates (no bootstrap): how much one rung moves the law, recorded in the
+    fit JSON (see :mod:`pipeline.scaling.identify`, "Rung jackknife", for why it is
+    not an identification test).
 
     Parameters
     ----------
@@ -310,18 +311,19 @@ def identify_on_runs(
     used: str,
     kappa: float,
     label: str,
-    n_boot: int,
     jackknives: Mapping[str, dict] | None = None,
-) -> tuple[dict, dict]:
-    """Identification tests 5 and 6, which need the runs, on eq. 5 fits of ``pts``.
+) -> dict:
+    """Identification test 5 (needs the runs) and the rung jackknife on eq. 5 fits.
 
     Parameters
     ----------
     pts : DataFrame
         :func:`pipeline.scaling.frontier.sum_law_points` output.
     fits : {"free": dict, "e_zero": dict}
-        The eq. 5 fits (either may be missing or hold ``fit_error``); each failing fit
-        is marked ``identified`` False with the reason appended, in place.
+        The eq. 5 fits (either may be missing or hold ``fit_error``), changed in place:
+        a fit whose widths do not separate is marked ``identified`` False with the
+        reason appended; each fitted one gets ``rung_jackknife`` with ``max_shift``
+        (alpha, beta: the largest move in half-widths of its interval).
     used : str
         The key of the fit whose rms log residual is the noise of test 5 when no seeds
         are replicated.
@@ -329,39 +331,32 @@ def identify_on_runs(
         Forward FLOPs per parameter per atom (for the refits' eq. 7).
     label : str
         Name put in messages.
-    n_boot : int
-        Resamples behind the fits' intervals (0: test 6 is recorded, not applied).
     jackknives : mapping, optional
         :func:`rung_jackknife` of each key of ``fits``, if already run (the fit stage
         runs them in its process pool); computed here otherwise.
 
     Returns
     -------
-    (dict, dict)
-        The :func:`pipeline.scaling.identify.width_separation` record (with ``noise``)
-        and ``{key: rung_jackknife}`` of the fits that have one (also stored in each
-        fit as ``rung_jackknife``).
+    dict
+        The :func:`pipeline.scaling.identify.width_separation` record (with ``noise``).
     """
     spread = seed_spread(pts)
     u = fits[used]
     rms = float(np.sqrt(u["rss_log"] / max(u["n_points"], 1)))
     separation = width_separation(pts, spread["sd_log"] if spread["sd_log"] else rms)
     separation["noise"] = "seed spread" if spread["sd_log"] else "eq. 5 rms log residual"
-    found = {}
     for key, f in fits.items():
-        problems = [] if separation["separated"] else [separation["reason"]]
         if "fit_error" not in f:
             jk = (jackknives or {}).get(key) or rung_jackknife(
                 pts, kappa, fix_e_zero=key == "e_zero", label=label
             )
-            f["rung_jackknife"] = found[key] = jk
-            if n_boot > 0:
-                problems.append(jackknife_problem(jk, ("alpha", "beta"), f, f["ci"]))
-        problems = [p for p in problems if p]
-        if problems:
-            reasons = [r for r in (f.get("not_identified_reason"), *problems) if r]
+            ci = f.get("ci", {})
+            jk["max_shift"] = {p: max_rung_shift(jk, p, f[p], ci.get(p)) for p in ("alpha", "beta")}
+            f["rung_jackknife"] = jk
+        if not separation["separated"]:
+            reasons = [r for r in (f.get("not_identified_reason"), separation["reason"]) if r]
             f.update(identified=False, not_identified_reason="; ".join(reasons))
-    return separation, found
+    return separation
 
 
 def compute_check(curves: pd.DataFrame, kappa: float, flops: str = "counted") -> dict:
@@ -568,7 +563,7 @@ def fit_arch(
             {"label": f"{label} ({what} frontier)", "return_samples": True,
              "weights": wf, "boot_weights": wb, "unit": unit, "full_top_k": full_top_k},
         )  # fmt: skip
-    for key in ("free", "e_zero"):  # identification test 6: cheap, independent refits
+    for key in ("free", "e_zero"):  # the rung jackknife: cheap, independent refits
         tasks[f"jackknife_{key}"] = (
             rung_jackknife, (pts, kappa), {"fix_e_zero": key == "e_zero", "label": label}
         )  # fmt: skip
@@ -608,8 +603,8 @@ def fit_arch(
             else:
                 eq5_e0 = eq5_used
     spread = seed_spread(pts)
-    separation, jackknives = identify_on_runs(
-        pts, {"free": eq5_free, "e_zero": eq5_e0}, used, kappa, label, n_boot,
+    separation = identify_on_runs(
+        pts, {"free": eq5_free, "e_zero": eq5_e0}, used, kappa, label,
         jackknives={key: res[f"jackknife_{key}"] for key in ("free", "e_zero")},
     )  # fmt: skip
     try:
@@ -621,7 +616,10 @@ def fit_arch(
         # allocation exists for these runs. Record why; tables show the reason.
         logger.warning("%s", err)
         eq7 = _no_eq7(str(err))
-    eq7.update(identify_eq7(eq7, eq5_used, jackknives.get(used)))
+    eq7.update(identify_eq7(eq7, eq5_used))
+    eq7["rung_max_shift"] = max_rung_shift(
+        eq5_used.get("rung_jackknife"), "gamma_c", eq7.get("gamma_c"), eq7["ci"].get("gamma_c")
+    )
     for name, f in (("eq. 4 (PFLOPs)", res["eq4_flops"]), ("eq. 5", eq5_used), ("eq. 7", eq7)):
         if not f["identified"]:
             logger.warning("%s: %s not identified: %s", label, name, f["not_identified_reason"])

@@ -167,7 +167,7 @@ def write_synthetic_study(
     breakdown : mapping, optional
         Rungs that do not follow the law, ``{N: factor}``: every pass of that N has its
         loss multiplied by ``factor`` (a model that breaks down, e.g. 1.4 at the
-        smallest N: the cliff of identification test 6).
+        smallest N: a cliff below the data-limited level).
     random_state : int
         Seed of the noise generator.
 
@@ -286,10 +286,9 @@ COVERAGE_LAYOUTS = {
             "fractions": (0.25, 0.5, 1.0),
         },
     ),
-    # identification test 6 (one rung makes the law): a study of separate runs with two
-    # seeds (the MPNN's kind), and the same and shared_2seeds with a smallest model that
-    # breaks down, 40 % above the law (a cliff below the data-limited level, as eSEN's
-    # and GemNet-OC's small widths on the demo data)
+    # a rung that breaks down: a study of separate runs with two seeds (the MPNN's kind),
+    # and the same and shared_2seeds with a smallest model 40 % above the law (a cliff
+    # below the data-limited level, as eSEN's and GemNet-OC's small widths on the demo)
     "separate_2seeds": ("separate", (0, 1), _FIVE_RUNGS),
     "separate_2seeds_cliff": ("separate", (0, 1), {**_FIVE_RUNGS, "breakdown": {20_000: 1.4}}),
     "shared_2seeds_cliff": ("shared", (0, 1), {"breakdown": {20_000: 1.4}}),
@@ -336,8 +335,8 @@ def coverage_replicate(
     -------
     list of dict
         One per unit: ``layout, unit, replicate, eq5_used``, ``identified_eq5/7``,
-        ``one_rung`` (test 6 failed), ``rung_shift_<p>`` (its largest move of alpha,
-        beta, gamma_c in interval half-widths; NaN when unchecked) and for
+        ``rung_shift_<p>`` (the rung jackknife's largest move of alpha, beta, gamma_c in
+        half-widths of its interval; NaN when unchecked) and for
         each of ``alpha, beta, E, gamma_c, gamma_eq4``: estimate ``<p>``, ``<p>_lo``,
         ``<p>_hi`` and ``<p>_true``. Eq. 4's gamma is compared with gamma_c
         (``gamma_eq4``) and with the frontier slope of the same design without noise
@@ -372,9 +371,8 @@ def coverage_replicate(
                "eq5_used": fit["eq5_used"], "identified_eq7": fit["eq7"]["identified"],
                "identified_eq5": s["identified"],
                "identified_eq4": fit["eq4_flops"]["identified"],
-               "boot_failed_fraction": s["n_boot_failed"] / max(s["n_boot"] or 1, 1),
-               "one_rung": "one rung makes the law" in str(s["not_identified_reason"])}  # fmt: skip
-        # identification test 6: how far the estimates move with one rung left out
+               "boot_failed_fraction": s["n_boot_failed"] / max(s["n_boot"] or 1, 1)}  # fmt: skip
+        # the rung jackknife: how far the estimates move with one rung left out
         jk = s.get("rung_jackknife")
         for name, src in (("alpha", s), ("beta", s), ("gamma_c", fit["eq7"])):
             shift = max_rung_shift(jk, name, src[name], src["ci"][name])
