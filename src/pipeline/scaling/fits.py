@@ -312,6 +312,7 @@ def identify_on_runs(
     kappa: float,
     label: str,
     jackknives: Mapping[str, dict] | None = None,
+    spread: dict | None = None,
 ) -> dict:
     """Identification test 5 (needs the runs) and the rung jackknife on eq. 5 fits.
 
@@ -334,13 +335,15 @@ def identify_on_runs(
     jackknives : mapping, optional
         :func:`rung_jackknife` of each key of ``fits``, if already run (the fit stage
         runs them in its process pool); computed here otherwise.
+    spread : dict, optional
+        :func:`pipeline.scaling.identify.seed_spread` of ``pts``, if already computed.
 
     Returns
     -------
     dict
         The :func:`pipeline.scaling.identify.width_separation` record (with ``noise``).
     """
-    spread = seed_spread(pts)
+    spread = seed_spread(pts) if spread is None else spread
     u = fits[used]
     rms = float(np.sqrt(u["rss_log"] / max(u["n_points"], 1)))
     separation = width_separation(pts, spread["sd_log"] if spread["sd_log"] else rms)
@@ -605,7 +608,7 @@ def fit_arch(
     spread = seed_spread(pts)
     separation = identify_on_runs(
         pts, {"free": eq5_free, "e_zero": eq5_e0}, used, kappa, label,
-        jackknives={key: res[f"jackknife_{key}"] for key in ("free", "e_zero")},
+        jackknives={key: res[f"jackknife_{key}"] for key in ("free", "e_zero")}, spread=spread,
     )  # fmt: skip
     try:
         if "fit_error" in eq5_used:

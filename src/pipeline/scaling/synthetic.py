@@ -346,7 +346,6 @@ def coverage_replicate(
     """
     from pipeline.scaling.fits import fit_arch
     from pipeline.scaling.frontier import load_curves
-    from pipeline.scaling.identify import max_rung_shift
 
     t = {**COVERAGE_TRUTH, **(truth or {})}
     kind, seeds, design = COVERAGE_LAYOUTS[layout]
@@ -372,11 +371,12 @@ def coverage_replicate(
                "identified_eq5": s["identified"],
                "identified_eq4": fit["eq4_flops"]["identified"],
                "boot_failed_fraction": s["n_boot_failed"] / max(s["n_boot"] or 1, 1)}  # fmt: skip
-        # the rung jackknife: how far the estimates move with one rung left out
-        jk = s.get("rung_jackknife")
-        for name, src in (("alpha", s), ("beta", s), ("gamma_c", fit["eq7"])):
-            shift = max_rung_shift(jk, name, src[name], src["ci"][name])
-            row[f"rung_shift_{name}"] = np.nan if shift is None else shift
+        # the rung jackknife: how far the estimates move with one rung left out (the fit
+        # stage's own numbers, None when it did not run)
+        moves = {**(s.get("rung_jackknife") or {}).get("max_shift", {}),
+                 "gamma_c": fit["eq7"].get("rung_max_shift")}  # fmt: skip
+        for name in ("alpha", "beta", "gamma_c"):
+            row[f"rung_shift_{name}"] = np.nan if moves.get(name) is None else moves[name]
         for name, src, key, true in (
             ("alpha", s, "alpha", t["alpha"]),
             ("beta", s, "beta", t["beta"]),
