@@ -248,7 +248,8 @@ def _write_runs(
     for width in widths:
         width = int(width)
         n = _n_params(arch, width, hparams)
-        lr = float(section["lr"]) * float(section["base_width"]) / width
+        lr = float(section["lr"]) * float(section["base_width"]) / width  # muP, no torch
+        lr = min(lr, float(section.get("lr_max") or np.inf))
         for seed in _seeds(config, section, width):
             curves = {}
             if shared:
@@ -280,7 +281,7 @@ def _write_runs(
                 meta = {
                     "arch": arch, "width": width, "fraction": f, "variant": variant,
                     "seed": seed, "run_id": run_id, "n_params": n, "hparams": hparams,
-                    "lr": lr, "lr_base": float(section["lr"]),
+                    "lr": lr, "lr_base": float(section["lr"]), "lr_max": section.get("lr_max"),
                     "base_width": int(section["base_width"]),
                     "batch_size": int(section["batch_size"]),
                     "train": dict(train),

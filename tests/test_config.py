@@ -11,6 +11,7 @@ from pipeline.config import (
     check_config,
     expand_variants,
     resolve_data_path,
+    result_arch_settings,
     result_train_settings,
     seeds_at_width,
 )
@@ -96,3 +97,16 @@ def test_runtime_settings_are_not_result_settings(config):
     kept = result_train_settings(config["train"])
     assert not set(kept) & {"threads", "device", "checkpoint_every_seconds"}
     assert kept["seed"] == config["train"]["seed"]
+
+
+def test_lr_max_is_a_result_setting_only_where_it_binds(config):
+    egnn = config["archs"]["egnn"]  # lr 0.01 at base width 16, capped at 0.04
+    assert egnn["lr"] * egnn["base_width"] / 2 > egnn["lr_max"]
+    assert result_arch_settings(egnn, 2)["lr_max"] == egnn["lr_max"]
+    assert "lr_max" not in result_arch_settings(egnn, "4")  # 0.04: the cap does not bind
+    assert "lr_max" not in result_arch_settings(egnn, 32)
+    assert result_arch_settings(egnn) == egnn
+    bad = copy.deepcopy(config)
+    bad["archs"]["egnn"]["lr_max"] = 0
+    with pytest.raises(ConfigError, match="archs.egnn.lr_max"):
+        check_config(bad, SCHEMA)

@@ -228,6 +228,17 @@ def test_a_ladder_edit_reruns_only_its_jobs(built_study):
     assert set(counts) == {"train"} | AGGREGATION - {"kappa_table"}
 
 
+@pytest.mark.slow
+def test_an_lr_cap_reruns_only_the_widths_it_binds(built_study):
+    # muP gives widths 4, 8, 12 the rates 0.02, 0.01, 0.0067: a cap of 0.015 binds at 4
+    counts, jobs = _plan_after(built_study, lambda c: c["archs"]["mpnn"].update(lr_max=0.015))
+    trained = {w for rule, w in jobs if rule == "train"}
+    assert trained == {f"arch=mpnn, width=4, fraction={f}, seed=0" for f in ("0.5", "0.75", "1")}
+    assert set(counts) == {"train"} | AGGREGATION - {"kappa_table"}
+    planned = _plan_after(built_study, lambda c: c["archs"]["mpnn"].update(lr_max=0.05))
+    assert sum(planned[0].values()) == 0, planned.reasons
+
+
 # --- Snakemake's own job resources: one SLURM override reaches every training job -------
 
 TRAIN_RULE = re.compile(r"^(train|train_shared_\w+|train_variant)$")

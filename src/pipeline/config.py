@@ -121,6 +121,22 @@ def result_train_settings(train: dict) -> dict:
     return {key: value for key, value in train.items() if key not in RUNTIME_TRAIN_KEYS}
 
 
+def result_arch_settings(settings: dict, width: int | str | None = None) -> dict:
+    """An arch's model and optimizer settings as one width's run sees them.
+
+    ``lr_max`` is kept only where it binds (``lr * base_width / width > lr_max``): a cap
+    that leaves a run's learning rate unchanged does not change its result, so adding or
+    moving it reruns only the capped widths. Without ``width`` (the whole ladder) the
+    settings are returned unchanged.
+    """
+    cap = settings.get("lr_max")
+    if cap is None or width is None:
+        return dict(settings)
+    if settings["lr"] * settings["base_width"] / int(width) > cap:
+        return dict(settings)
+    return {key: value for key, value in settings.items() if key != "lr_max"}
+
+
 def seeds_at_width(seeds: list[int], seed_widths: list[int] | None, width: int) -> list[int]:
     """The seeds trained at one width of a ladder.
 

@@ -90,6 +90,33 @@ def test_run_writes_curve_meta_and_model(tiny_dataset, tmp_path):
     assert not (out / ".work").exists()
 
 
+def test_lr_max_caps_the_mup_rate_of_narrow_widths(tiny_dataset, tmp_path):
+    # muP gives width 4 the rate 0.01 * 16 / 4 = 0.04; the cap trains it at 0.02, exactly
+    # as a base rate of 0.005 would
+    def run(folder, **arch):
+        train_job(
+            tiny_dataset / "train.h5",
+            tiny_dataset / "val.h5",
+            tiny_dataset / "stats.json",
+            "mpnn",
+            {**ARCH, **arch},
+            4,
+            {1.0: tmp_path / folder},
+            _settings(),
+        )
+        return json.loads((tmp_path / folder / "meta.json").read_text())
+
+    capped = run("capped", lr_max=0.02)
+    assert capped["lr"] == pytest.approx(0.02) and capped["lr_max"] == 0.02
+    assert run("lower_base", lr=0.005)["lr"] == pytest.approx(0.02)
+    uncapped = run("uncapped")
+    assert uncapped["lr"] == pytest.approx(0.04) and uncapped["lr_max"] is None
+    same, other = _state(tmp_path / "lower_base/model.pt"), _state(tmp_path / "uncapped/model.pt")
+    for name, weights in _state(tmp_path / "capped/model.pt").items():
+        assert torch.equal(weights, same[name]), name
+    assert any(not torch.equal(w, other[n]) for n, w in same.items())
+
+
 @pytest.mark.parametrize(
     "variant", [{}, {"symmetry_loss_rotations": 1, "augment": "always", "eval_every_steps": 2}]
 )

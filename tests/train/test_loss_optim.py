@@ -80,6 +80,16 @@ def test_mup_learning_rate(width, expected):
     assert mup_learning_rate(2e-2, 32, width) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(("width", "expected"), [(2, 4e-2), (4, 4e-2), (8, 2e-2), (16, 1e-2)])
+def test_mup_learning_rate_is_capped_at_lr_max(width, expected):
+    assert mup_learning_rate(1e-2, 16, width, lr_max=4e-2) == pytest.approx(expected)
+
+
+def test_mup_rejects_nonpositive_lr_max():
+    with pytest.raises(ValueError, match="lr_max"):
+        mup_learning_rate(1e-2, 16, 2, lr_max=0.0)
+
+
 def test_mup_rejects_nonpositive_width():
     with pytest.raises(ValueError, match="width"):
         mup_learning_rate(1e-3, 32, 0)

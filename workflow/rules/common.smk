@@ -13,6 +13,7 @@ from pipeline.config import (  # noqa: E402
     check_config,
     expand_variants,
     merge_config,
+    result_arch_settings,
     result_train_settings,
     seeds_at_width,
 )
@@ -51,14 +52,16 @@ wildcard_constraints:
 # --- settings of a training job: params carry what changes its result, nothing else ---
 
 # archs.<arch> keys that change a run's result; not its ladder, fractions, seeds or
-# resources, so that a new width, fraction or seed reruns only its own jobs.
-ARCH_RESULT_KEYS = ("base_width", "lr", "batch_size", "hparams", "model")
+# resources, so that a new width, fraction or seed reruns only its own jobs; lr_max only
+# at the widths where it binds (result_arch_settings).
+ARCH_RESULT_KEYS = ("base_width", "lr", "lr_max", "batch_size", "hparams", "model")
 
 
-def get_arch_result_settings(arch):
-    """The arch's model and optimizer settings (a training job's params.arch)."""
+def get_arch_result_settings(arch, width=None):
+    """The arch's model and optimizer settings at one width (a training job's params.arch)."""
     section = config["archs"][arch]
-    return {key: section[key] for key in ARCH_RESULT_KEYS if key in section}
+    settings = {key: section[key] for key in ARCH_RESULT_KEYS if key in section}
+    return result_arch_settings(settings, width)
 
 
 def get_arch_train(arch):
@@ -77,10 +80,11 @@ SHARED_ARCHS = [arch for arch in ARCHS if get_arch_train(arch)["shared_fraction_
 SINGLE_ARCHS = [arch for arch in ARCHS if arch not in SHARED_ARCHS]
 
 
-def get_variant_result_settings(variant):
-    """A variant's arch settings without its resources (a training job's params.arch)."""
+def get_variant_result_settings(variant, width=None):
+    """A variant's arch settings at one width, without its resources (params.arch)."""
     settings = VARIANTS[variant]["arch_settings"]
-    return {key: value for key, value in settings.items() if key != "resources"}
+    settings = {key: value for key, value in settings.items() if key != "resources"}
+    return result_arch_settings(settings, width)
 
 
 # --- resources: how a job runs (never a rerun trigger) ---------------------------------

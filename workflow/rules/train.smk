@@ -27,7 +27,7 @@ rule train:
             lambda wildcards: get_arch_train(wildcards.arch),
         ),
     params:
-        arch=lambda wildcards: get_arch_result_settings(wildcards.arch),
+        arch=lambda wildcards: get_arch_result_settings(wildcards.arch, wildcards.width),
         train=lambda wildcards: result_train_settings(get_arch_train(wildcards.arch)),
     script:
         "../scripts/train.py"
@@ -74,7 +74,9 @@ for _arch in SHARED_ARCHS:
                 config["archs"][_arch]["resources"], get_arch_train(_arch)
             ),
         params:
-            arch=get_arch_result_settings(_arch),
+            arch=lambda wildcards, arch=_arch: get_arch_result_settings(
+                arch, wildcards.width
+            ),
             train=result_train_settings(get_arch_train(_arch)),
             arch_name=_arch,
             fractions=get_arch_fractions(_arch),

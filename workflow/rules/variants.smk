@@ -45,7 +45,9 @@ rule train_variant:
             lambda wildcards: VARIANTS[wildcards.variant]["train"],
         ),
     params:
-        arch=lambda wildcards: get_variant_result_settings(wildcards.variant),
+        arch=lambda wildcards: get_variant_result_settings(
+            wildcards.variant, wildcards.width
+        ),
         train=lambda wildcards: result_train_settings(
             VARIANTS[wildcards.variant]["train"]
         ),

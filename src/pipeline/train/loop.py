@@ -131,7 +131,7 @@ class Trainer:
         torch.manual_seed(settings.seed)
         self.model = models.build(arch.name, width=width, **arch.hparams).to(self.device)
         self.n_params = models.num_params(self.model)
-        self.lr = mup_learning_rate(arch.lr, arch.base_width, width)
+        self.lr = mup_learning_rate(arch.lr, arch.base_width, width, arch.lr_max)
         optimizer = make_optimizer(
             self.model, self.lr, settings.warmup_steps, settings.weight_decay
         )
@@ -375,6 +375,7 @@ class Trainer:
             "hparams": self.arch.hparams,
             "lr": self.lr,
             "lr_base": self.arch.lr,
+            "lr_max": self.arch.lr_max,
             "base_width": self.arch.base_width,
             "batch_size": self.arch.batch_size,
             "train": dict(vars(settings)),

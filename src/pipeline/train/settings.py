@@ -104,6 +104,7 @@ class ArchSettings:
     lr: float
     batch_size: int
     hparams: dict = field(default_factory=dict)
+    lr_max: float | None = None  # cap on the muP learning rate (small widths)
 
     @classmethod
     def from_config(cls, name: str, section: dict) -> ArchSettings:
@@ -113,4 +114,5 @@ class ArchSettings:
             lr=section["lr"],
             batch_size=section["batch_size"],
             hparams=arch_hparams(section),  # archs.<name>.model travels as hparams.model
+            lr_max=section.get("lr_max"),
         )
