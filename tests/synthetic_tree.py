@@ -42,7 +42,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.config import expand_variants, merge_config
+from pipeline.config import expand_variants, merge_config, mup_learning_rate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -248,8 +248,9 @@ def _write_runs(
     for width in widths:
         width = int(width)
         n = _n_params(arch, width, hparams)
-        lr = float(section["lr"]) * float(section["base_width"]) / width  # muP, no torch
-        lr = min(lr, float(section.get("lr_max") or np.inf))
+        lr = mup_learning_rate(
+            float(section["lr"]), int(section["base_width"]), width, section.get("lr_max")
+        )
         for seed in _seeds(config, section, width):
             curves = {}
             if shared:

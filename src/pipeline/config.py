@@ -121,6 +121,20 @@ def result_train_settings(train: dict) -> dict:
     return {key: value for key, value in train.items() if key not in RUNTIME_TRAIN_KEYS}
 
 
+def mup_learning_rate(
+    lr_base: float, base_width: int, width: int, lr_max: float | None = None
+) -> float:
+    """eta(w) = eta* * w_base / w (Yang et al. 2021, as in section 3.3 of the paper), at
+    most ``lr_max``: the 1/w rule grows without bound at the narrowest widths, where a
+    few-channel model no longer behaves like the wide one the rate was tuned on."""
+    if width <= 0 or base_width <= 0:
+        raise ValueError(f"widths must be positive, got width={width}, base_width={base_width}")
+    if lr_max is not None and lr_max <= 0:
+        raise ValueError(f"lr_max must be positive, got {lr_max}")
+    lr = lr_base * base_width / width
+    return lr if lr_max is None else min(lr, lr_max)
+
+
 def result_arch_settings(settings: dict, width: int | str | None = None) -> dict:
     """An arch's model and optimizer settings as one width's run sees them.
 
@@ -130,9 +144,11 @@ def result_arch_settings(settings: dict, width: int | str | None = None) -> dict
     settings are returned unchanged.
     """
     cap = settings.get("lr_max")
-    if cap is None or width is None:
-        return dict(settings)
-    if settings["lr"] * settings["base_width"] / int(width) > cap:
+    if (
+        cap is None
+        or width is None
+        or mup_learning_rate(settings["lr"], settings["base_width"], int(width)) > cap
+    ):
         return dict(settings)
     return {key: value for key, value in settings.items() if key != "lr_max"}
 

@@ -39,13 +39,13 @@ def _settings(**overrides) -> dict:
     return settings
 
 
-def _run(data, fraction_dirs, width=16, **overrides):
+def _run(data, fraction_dirs, width=16, arch=ARCH, **overrides):
     train_job(
         data / "train.h5",
         data / "val.h5",
         data / "stats.json",
         "mpnn",
-        ARCH,
+        arch,
         width,
         fraction_dirs,
         _settings(**overrides),
@@ -94,16 +94,7 @@ def test_lr_max_caps_the_mup_rate_of_narrow_widths(tiny_dataset, tmp_path):
     # muP gives width 4 the rate 0.01 * 16 / 4 = 0.04; the cap trains it at 0.02, exactly
     # as a base rate of 0.005 would
     def run(folder, **arch):
-        train_job(
-            tiny_dataset / "train.h5",
-            tiny_dataset / "val.h5",
-            tiny_dataset / "stats.json",
-            "mpnn",
-            {**ARCH, **arch},
-            4,
-            {1.0: tmp_path / folder},
-            _settings(),
-        )
+        _run(tiny_dataset, {1.0: tmp_path / folder}, width=4, arch={**ARCH, **arch})
         return json.loads((tmp_path / folder / "meta.json").read_text())
 
     capped = run("capped", lr_max=0.02)

@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
+from pipeline.config import mup_learning_rate
 from pipeline.train.augment import random_rotations, rotate_per_molecule
 from pipeline.train.loss import combine, loss_terms, validation_metrics
-from pipeline.train.optim import evaluation_weights, make_optimizer, mup_learning_rate
+from pipeline.train.optim import evaluation_weights, make_optimizer
 
 
 def test_loss_matches_hand_computation():

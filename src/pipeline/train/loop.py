@@ -35,12 +35,13 @@ import torch
 from tqdm import tqdm
 
 from pipeline import models
+from pipeline.config import mup_learning_rate
 from pipeline.data.stats import load_stats
 from pipeline.data.store import MoleculeStore
 from pipeline.provenance import code_version, device_name, library_versions, resolve_device
 from pipeline.train.checkpoint import CorruptCheckpointError, fingerprint
 from pipeline.train.continuation import load_pass_end, pass_dir, save_pass_end
-from pipeline.train.optim import make_optimizer, mup_learning_rate
+from pipeline.train.optim import make_optimizer
 from pipeline.train.outputs import CURVE_COLUMNS, RunWriter, fraction_curve, model_payload
 from pipeline.train.schedule import Schedule
 from pipeline.train.settings import (

@@ -1,4 +1,4 @@
-"""Schedule-free AdamW with the muP learning-rate transfer eta(w) = eta* w_base / w."""
+"""Schedule-free AdamW (its learning rate per width: pipeline.config.mup_learning_rate)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,6 @@ import contextlib
 
 import schedulefree
 import torch
-
-
-def mup_learning_rate(
-    lr_base: float, base_width: int, width: int, lr_max: float | None = None
-) -> float:
-    """eta(w) = eta* * w_base / w (Yang et al. 2021, as in section 3.3 of the paper), at
-    most ``lr_max``: the 1/w rule grows without bound at the narrowest widths, where a
-    few-channel model no longer behaves like the wide one the rate was tuned on."""
-    if width <= 0 or base_width <= 0:
-        raise ValueError(f"widths must be positive, got width={width}, base_width={base_width}")
-    if lr_max is not None and lr_max <= 0:
-        raise ValueError(f"lr_max must be positive, got {lr_max}")
-    lr = lr_base * base_width / width
-    return lr if lr_max is None else min(lr, lr_max)
 
 
 def make_optimizer(
