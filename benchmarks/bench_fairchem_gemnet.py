@@ -78,6 +78,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from pipeline.config import mup_learning_rate
+
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "fairchem_gemnet_worker.py"
 sys.path.insert(0, str(HERE))
@@ -250,7 +252,7 @@ def compare_counts(args, standin: str) -> None:
 def compare_training(args, arch: dict, problem: str | None, standin: str) -> None:
     """Train both on the same batches; print validation losses and their ratio."""
     width = args.width or arch["base_width"]
-    lr = args.lr or arch["lr"] * arch["base_width"] / width
+    lr = args.lr or mup_learning_rate(arch["lr"], arch["base_width"], width, arch.get("lr_max"))
     batch = args.train_batch or arch["batch_size"]
     data = training_data(args.train_steps, batch, args.val_molecules, args.seed)
     atoms = sum(int(b["atomic_numbers"].numel()) for b in data["train"]) / len(data["train"])
