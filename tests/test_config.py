@@ -10,6 +10,7 @@ from pipeline.config import (
     ConfigError,
     check_config,
     expand_variants,
+    merge_config,
     resolve_data_path,
     result_arch_settings,
     result_train_settings,
@@ -27,6 +28,14 @@ def config():
 
 def test_default_config_is_valid(config):
     check_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "config/examples").glob("*.yaml")), ids=str)
+def test_example_overlays_are_valid(config, example):
+    """Each example, laid over the default as ``--configfile`` lays it, is a valid study."""
+    overlay = yaml.safe_load(example.read_text())
+    assert overlay, f"{example.name} is empty"
+    check_config(merge_config(config, overlay), SCHEMA)
 
 
 @pytest.mark.parametrize(
