@@ -30,7 +30,9 @@ def test_default_config_is_valid(config):
     check_config(config, SCHEMA)
 
 
-@pytest.mark.parametrize("example", sorted((ROOT / "config/examples").glob("*.yaml")), ids=str)
+@pytest.mark.parametrize(
+    "example", sorted((ROOT / "config/examples").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_example_overlays_are_valid(config, example):
     """Each example, laid over the default as ``--configfile`` lays it, is a valid study."""
     overlay = yaml.safe_load(example.read_text())
